@@ -1,3 +1,34 @@
-"""marginlab: the implicit bias of gradient descent toward maximum margin, measured exactly."""
+"""marginlab: the implicit bias of gradient descent toward maximum margin, measured exactly.
+
+Examples
+--------
+>>> import marginlab
+>>> sorted(marginlab.LOSSES)
+['cross_entropy', 'exponential', 'logistic']
+"""
+
+from importlib import import_module
+
+from marginlab.losses import LOSSES, get_loss
 
 __version__ = "0.1.0"
+
+# Heavier entry points load on first use, so `import marginlab` and the CLI start fast.
+_LAZY = {
+    "train": "marginlab.training.engine",
+    "resume": "marginlab.training.engine",
+    "load_run": "marginlab.runs.run",
+    "Run": "marginlab.runs.run",
+    "check_homogeneity": "marginlab.models",
+    "build_model": "marginlab.models",
+    "load_dataset": "marginlab.data",
+    "normalized_margin": "marginlab.measure.margins",
+}
+
+__all__ = ["LOSSES", "get_loss", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'marginlab' has no attribute {name!r}")

@@ -1,0 +1,240 @@
+"""Run configuration: one nested mapping, validated once, with errors that name the field.
+
+A configuration is a plain ``dict`` (from YAML, a preset or Python). :func:`validate` turns
+it into a frozen :class:`RunConfig` or raises :class:`ConfigError` naming the bad field,
+what it got and what is allowed. ``model`` stays a mapping, checked by
+:func:`marginlab.models.build_model`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or impossible."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"
+    classes: list[int] | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    subset: str = "first"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    schedule: str = "loss_based"
+    lr: float = 0.01
+    alpha: float = 0.1
+    alpha_up: float = 2.0**0.2
+    alpha_down: float = 2.0**0.1
+    min_alpha: float = 1e-50
+    loss_ub: float = 600.0
+    batch_size: int | None = None
+    max_epochs: int = 10000
+    target_log10_loss: float | None = -300.0
+    chunk_size: int = 4096
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    every: int = 10
+    checkpoint_every: int | None = None
+    checkpoint_decades: float = 5.0
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float64"
+    loss: str = "cross_entropy"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict:
+        """Return the configuration as plain data (what ``config.yaml`` holds)."""
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "dtype": ("float64", "float32"),
+    "loss": ("exponential", "logistic", "cross_entropy"),
+    "data.subset": ("first", "random"),
+    "train.schedule": ("constant", "loss_based", "normalized"),
+}
+POSITIVE = {
+    "train.lr",
+    "train.alpha",
+    "train.min_alpha",
+    "train.batch_size",
+    "train.chunk_size",
+    "data.n_train",
+    "data.n_test",
+    "log.every",
+    "log.checkpoint_every",
+    "log.checkpoint_decades",
+}
+ABOVE_ONE = {"train.alpha_up", "train.alpha_down", "train.loss_ub"}
+NON_NEGATIVE = {"seed", "train.max_epochs"}
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
+
+
+def _coerce(value: Any, annotation: Any, path: str) -> Any:
+    """Check ``value`` against a type annotation; ints are accepted where floats are."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, path)
+    if not isinstance(value, annotation) or (annotation is not bool and isinstance(value, bool)):
+        raise ConfigError(
+            f"{path}: expected {_type_name(annotation)}, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown key; allowed keys here: {', '.join(sorted(hints))}"
+        )
+    values = {}
+    for name, annotation in hints.items():
+        if name not in raw:
+            continue
+        path = f"{prefix}.{name}" if prefix else name
+        value = _coerce(raw[name], annotation, path)
+        _check_value(path, value)
+        values[name] = value
+    return cls(**values)
+
+
+def _check_value(path: str, value: Any) -> None:
+    if path in CHOICES and value not in CHOICES[path]:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected one of {CHOICES[path]}")
+    if value is None or isinstance(value, (bool, str, list, dict)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: must be finite, got {value!r}")
+    if path in POSITIVE and value <= 0:
+        raise ConfigError(f"{path}: must be positive, got {value!r}")
+    if path in ABOVE_ONE and value <= 1:
+        raise ConfigError(f"{path}: must be greater than 1, got {value!r}")
+    if path in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{path}: must be non-negative, got {value!r}")
+
+
+def validate(raw: dict) -> RunConfig:
+    """Validate a configuration mapping.
+
+    Parameters
+    ----------
+    raw : dict
+        Nested mapping; missing keys take their defaults.
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad field and what it allows.
+
+    Examples
+    --------
+    >>> validate({"train": {"batch_size": 100}}).train.batch_size
+    100
+    >>> validate({"train": {"batch_sise": 100}})
+    Traceback (most recent call last):
+    ...
+    marginlab.config.ConfigError: train.batch_sise: unknown key; allowed keys here: ...
+    """
+    config = _build(RunConfig, raw, "")
+    if not config.model:
+        raise ConfigError("model: missing; give at least model.kind (see `marginlab presets`)")
+    return config
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` (the value read as YAML, so ``100``, ``null``, ``[0, 1]``).
+
+    Examples
+    --------
+    >>> parse_assignment("data.classes=[0, 1]")
+    ('data.classes', [0, 1])
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.batch_size=100")
+    return key.strip(), yaml.safe_load(value)
+
+
+def apply_overrides(raw: dict, assignments: list[str]) -> dict:
+    """Return a copy of ``raw`` with ``key.path=value`` assignments applied.
+
+    Examples
+    --------
+    >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.5"])["train"]["lr"]
+    0.5
+    """
+    result = copy.deepcopy(raw)
+    for text in assignments:
+        key, value = parse_assignment(text)
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML configuration file into a mapping."""
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    return raw

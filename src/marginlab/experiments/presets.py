@@ -1,0 +1,156 @@
+"""Named configurations: the main job, the papers' experiments, and small examples.
+
+``marginlab run NAME`` starts one; ``marginlab presets`` lists them. Each preset is a plain
+configuration mapping (see :mod:`marginlab.config`), so ``--set key=value`` adjusts it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+LYU_LI_MNIST_CNN = "conv5x5-32,maxpool,conv3x3-64,maxpool,fc1024,fc10"
+
+_LYU_LI_MNIST = {
+    "loss": "cross_entropy",
+    "data": {"name": "mnist"},
+    "model": {"kind": "cnn", "spec": LYU_LI_MNIST_CNN, "bias": "first"},
+    "train": {"batch_size": 100, "max_epochs": 10000, "target_log10_loss": None},
+    "log": {"every": 10, "checkpoint_decades": 5},
+}
+
+
+def _variant(base: dict, **sections: dict) -> dict:
+    result = copy.deepcopy(base)
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            result.setdefault(section, {}).update(values)
+        else:
+            result[section] = values
+    return result
+
+
+PRESETS: dict[str, tuple[str, dict]] = {
+    "digits-cnn": (
+        "bias-free ReLU CNN on sklearn digits (1797 8x8), cross-entropy, loss-based schedule, "
+        "until the loss is below 1e-300 (minutes on 2 CPU cores)",
+        {
+            "loss": "cross_entropy",
+            "data": {"name": "digits"},
+            "model": {
+                "kind": "cnn",
+                "spec": "conv3x3-16,maxpool,conv3x3-32,maxpool,fc64,fc10",
+                "bias": "first",
+            },
+            "train": {
+                "schedule": "loss_based",
+                "batch_size": 100,
+                "max_epochs": 20000,
+                "target_log10_loss": -300.0,
+            },
+            "log": {"every": 10, "checkpoint_decades": 5},
+        },
+    ),
+    "digits-mlp": (
+        "two-hidden-layer bias-free ReLU MLP on digits, full-batch GD, loss-based schedule",
+        {
+            "loss": "cross_entropy",
+            "data": {"name": "digits"},
+            "model": {"kind": "mlp", "hidden": [64, 64]},
+            "train": {"schedule": "loss_based", "max_epochs": 2000, "target_log10_loss": -100.0},
+            "log": {"every": 10},
+        },
+    ),
+    "mnist-cnn-loss-based": (
+        "Lyu & Li MNIST CNN (bias in layer 1 only), SGD batch 100, loss-based schedule, "
+        "10000 epochs",
+        _variant(_LYU_LI_MNIST, train={"schedule": "loss_based"}),
+    ),
+    "mnist-cnn-const": (
+        "Lyu & Li MNIST CNN (bias in layer 1 only), SGD batch 100, constant lr 0.01, 10000 epochs",
+        _variant(
+            _LYU_LI_MNIST, train={"schedule": "constant", "lr": 0.01}, log={"checkpoint_decades": 1}
+        ),
+    ),
+    "mnist-biased-cnn-loss-based": (
+        "Lyu & Li MNIST CNN with biases in every layer (not homogeneous), loss-based schedule",
+        _variant(_LYU_LI_MNIST, model={"bias": "all"}, train={"schedule": "loss_based"}),
+    ),
+    "mnist-biased-cnn-const": (
+        "Lyu & Li MNIST CNN with biases in every layer (not homogeneous), constant lr 0.01",
+        _variant(
+            _LYU_LI_MNIST,
+            model={"bias": "all"},
+            train={"schedule": "constant", "lr": 0.01},
+            log={"checkpoint_decades": 1},
+        ),
+    ),
+    "cifar-vgg-loss-based": (
+        "Lyu & Li CIFAR-10 VGG-16 variant (bias in layer 1 only), SGD batch 100, loss-based "
+        "schedule (loss_ub 500), 10000 epochs (a GPU job)",
+        {
+            "loss": "cross_entropy",
+            "data": {"name": "cifar10"},
+            "model": {"kind": "vgg16", "bias": "first"},
+            "train": {
+                "schedule": "loss_based",
+                "batch_size": 100,
+                "loss_ub": 500.0,
+                "max_epochs": 10000,
+                "target_log10_loss": None,
+            },
+            "log": {"every": 10, "checkpoint_decades": 5},
+        },
+    ),
+    "cifar-vgg-const": (
+        "Lyu & Li CIFAR-10 VGG-16 variant (bias in layer 1 only), SGD batch 100, constant "
+        "lr 0.1, 10000 epochs (a GPU job)",
+        {
+            "loss": "cross_entropy",
+            "data": {"name": "cifar10"},
+            "model": {"kind": "vgg16", "bias": "first"},
+            "train": {
+                "schedule": "constant",
+                "lr": 0.1,
+                "batch_size": 100,
+                "loss_ub": 500.0,
+                "max_epochs": 10000,
+                "target_log10_loss": None,
+            },
+            "log": {"every": 10, "checkpoint_decades": 1},
+        },
+    ),
+    "gaussians-linear": (
+        "linear classifier, logistic loss, constant-step GD on separable Gaussians "
+        "(Soudry et al.: direction -> SVM at rate 1/log t)",
+        {
+            "loss": "logistic",
+            "data": {"name": "gaussians", "params": {"n": 200, "d": 5, "margin": 0.1}},
+            "model": {"kind": "linear"},
+            "train": {
+                "schedule": "constant",
+                "lr": 1.0,
+                "max_epochs": 100000,
+                "target_log10_loss": None,
+            },
+            "log": {"every": 1000, "checkpoint_decades": 5},
+        },
+    ),
+}
+
+
+def preset(name: str) -> dict:
+    """Return a copy of the configuration of preset ``name``.
+
+    Examples
+    --------
+    >>> preset("digits-cnn")["model"]["kind"]
+    'cnn'
+    """
+    if name not in PRESETS:
+        raise KeyError(
+            f"{name!r} is not a preset; `marginlab presets` lists them: "
+            f"{', '.join(sorted(PRESETS))}"
+        )
+    config = copy.deepcopy(PRESETS[name][1])
+    config.setdefault("name", name)
+    return config

@@ -1,0 +1,422 @@
+"""The training loop: step in log space, evaluate, accept or roll back, observe, checkpoint.
+
+One epoch is one pass of minibatch SGD (reshuffled, ``N // batch_size`` steps) or one
+full-batch gradient step. After every attempt the full training loss decides, through the
+schedule, whether the epoch is accepted; only accepted epochs count. Every step is
+
+    theta -= exp(log(eta) + log L_B) * grad(log L_B)
+
+so nothing underflows however small the loss gets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from marginlab.assemble import Assembly, assemble
+from marginlab.config import RunConfig, apply_overrides, validate
+from marginlab.measure.margins import (
+    Evaluation,
+    evaluate,
+    margin_metrics,
+    trainable_parameters,
+)
+from marginlab.numerics import LN10, logaddexp
+from marginlab.runs.environment import environment
+from marginlab.runs.progress import Progress
+from marginlab.runs.store import RunStore
+from marginlab.training.gradient import log_loss_and_grad
+from marginlab.training.schedules import ScheduleState, TrainingStopped
+
+LATEST = "latest.safetensors"
+# Keys of a resumed run that may be changed with --set: how long and how it is observed,
+# never what is trained.
+RESUMABLE_KEYS = ("train.max_epochs", "train.target_log10_loss", "log.")
+
+
+@dataclass
+class TrainState:
+    """Everything besides the weights that a resumed run needs to continue identically."""
+
+    schedule: ScheduleState
+    epoch: int = 0
+    step: int = 0
+    attempts: int = 0
+    log_accumulated_lr: float = -math.inf
+    log_lr: float | None = None
+    wall_time: float = 0.0
+    level: int = 0
+    logged_decade: int | None = None
+    logged_epoch: int = -1
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainState:
+        raw = dict(raw)
+        raw["schedule"] = ScheduleState(**raw["schedule"])
+        if raw.get("log_accumulated_lr") is None:
+            raw["log_accumulated_lr"] = -math.inf
+        return cls(**raw)
+
+
+@dataclass
+class _Loop:
+    """The mutable objects of one training session."""
+
+    parts: Assembly
+    store: RunStore
+    state: TrainState
+    progress: Progress
+    params: list[torch.Tensor] = field(default_factory=list)
+    accepted: list[torch.Tensor] = field(default_factory=list)
+
+
+def _shuffle_generator(seed: int, attempt: int) -> torch.Generator:
+    # A generator per attempt, derived from the seed: a resumed run reshuffles identically.
+    return torch.Generator().manual_seed(seed * 1_000_003 + attempt)
+
+
+def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
+    """Run one attempt. Return (completed, log sum of step sizes, last log eta, steps)."""
+    parts, state = loop.parts, loop.state
+    x, y = parts.data.x_train, parts.data.y_train
+    batch = parts.config.train.batch_size
+    chunk = parts.config.train.chunk_size
+    if batch is None:
+        batches = [None]
+    else:
+        order = torch.randperm(
+            len(x), generator=_shuffle_generator(parts.config.seed, state.attempts)
+        )
+        order = order.to(x.device)
+        batches = [order[i : i + batch] for i in range(0, len(x) - batch + 1, batch)]
+    log_lr_sum, log_lr = -math.inf, None
+    for index in batches:
+        xb, yb = (x, y) if index is None else (x[index], y[index])
+        log_batch_loss, grads = log_loss_and_grad(
+            parts.model, loop.params, xb, yb, parts.loss, chunk
+        )
+        log_factor = parts.schedule.log_step_factor(state.schedule, log_batch_loss)
+        if log_factor is None:
+            return False, log_lr_sum, log_lr, 0
+        with torch.no_grad():
+            torch._foreach_add_(loop.params, grads, alpha=-math.exp(log_factor))
+        log_lr = log_factor - log_batch_loss
+        log_lr_sum = logaddexp(log_lr_sum, log_lr)
+    return True, log_lr_sum, log_lr, len(batches)
+
+
+def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
+    parts, state = loop.parts, loop.state
+    row = {
+        "epoch": state.epoch,
+        "step": state.step,
+        "attempts": state.attempts,
+        "log10_loss_sum": evaluation.log_loss_sum / LN10,
+        "log10_loss_mean": evaluation.log_loss_mean / LN10,
+        "train_acc": evaluation.accuracy,
+    }
+    if parts.data.x_test is not None:
+        test = evaluate(
+            parts.model,
+            parts.data.x_test,
+            parts.data.y_test,
+            parts.loss,
+            parts.config.train.chunk_size,
+        )
+        row["test_acc"] = test.accuracy
+        row["log10_test_loss_mean"] = test.log_loss_mean / LN10
+    row.update(margin_metrics(evaluation, parts.model, parts.loss))
+    row.update(
+        {
+            "alpha": state.schedule.alpha,
+            "log10_lr": None if state.log_lr is None else state.log_lr / LN10,
+            "log10_accumulated_lr": state.log_accumulated_lr / LN10,
+            "rollbacks": state.schedule.rollbacks,
+            "wall_time": state.wall_time,
+        }
+    )
+    return row
+
+
+def _save(loop: _Loop, file_name: str, log10_loss: float, reason: str | None) -> None:
+    state = loop.state
+    meta = asdict(state)
+    loop.store.save_checkpoint(file_name, loop.parts.model.state_dict(), meta)
+    if reason is not None:
+        loop.store.record_checkpoint(
+            {
+                "epoch": state.epoch,
+                "log10_loss_mean": log10_loss,
+                "file": file_name,
+                "reason": reason,
+            }
+        )
+
+
+def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
+    """Log metrics and write checkpoints for the epoch that was just accepted."""
+    state, log_cfg = loop.state, loop.parts.config.log
+    log10_loss = evaluation.log_loss_mean / LN10
+    decade = math.floor(log10_loss)
+    new_decade = state.logged_decade is None or decade < state.logged_decade
+    due = final or new_decade or state.epoch % log_cfg.every == 0
+    if due and state.logged_epoch != state.epoch:
+        state.logged_epoch = state.epoch
+        state.logged_decade = decade if new_decade else state.logged_decade
+        row = _metrics_row(loop, evaluation)
+        loop.store.append_metrics(row)
+        loop.progress.update(row)
+    if state.epoch == 0:
+        _save(loop, f"epoch-{0:07d}.safetensors", log10_loss, "init")
+    level = state.level
+    while log10_loss < -(state.level + 1) * log_cfg.checkpoint_decades:
+        state.level += 1
+    if state.level > level:
+        bound = f"{state.level * log_cfg.checkpoint_decades:g}"
+        _save(loop, f"epoch-{state.epoch:07d}.safetensors", log10_loss, f"loss<1e-{bound}")
+    every = log_cfg.checkpoint_every or log_cfg.every
+    if final or state.epoch % every == 0:
+        _save(loop, LATEST, log10_loss, None)
+
+
+def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) -> str | None:
+    target = config.train.target_log10_loss
+    if target is not None and log10_loss < target:
+        return f"training loss {log10_loss:.1f} (log10, mean) is below the target {target:g}"
+    if state.epoch >= config.train.max_epochs:
+        return f"reached train.max_epochs={config.train.max_epochs}"
+    return None
+
+
+def _loop(loop: _Loop, evaluation: Evaluation) -> str:
+    """Train until a stopping rule holds; return why it stopped."""
+    parts, state = loop.parts, loop.state
+    started = time.perf_counter() - state.wall_time
+    while (
+        reason := _finished_reason(parts.config, state, evaluation.log_loss_mean / LN10)
+    ) is None:
+        completed, log_lr_sum, log_lr, steps = _train_epoch(loop)
+        attempt = evaluate(
+            parts.model,
+            parts.data.x_train,
+            parts.data.y_train,
+            parts.loss,
+            parts.config.train.chunk_size,
+        )
+        state.attempts += 1
+        accepted, state.schedule = parts.schedule.end_epoch(
+            state.schedule, attempt.log_loss_mean, completed
+        )
+        if not accepted:
+            with torch.no_grad():
+                torch._foreach_copy_(loop.params, loop.accepted)
+            continue
+        with torch.no_grad():
+            torch._foreach_copy_(loop.accepted, loop.params)
+        evaluation = attempt
+        state.epoch += 1
+        state.step += steps
+        state.log_lr = log_lr
+        state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, log_lr_sum)
+        state.wall_time = time.perf_counter() - started
+        _observe(loop, evaluation)
+    state.wall_time = time.perf_counter() - started
+    _observe(loop, evaluation, final=True)
+    if evaluation.log_loss_sum >= parts.loss.log_threshold:
+        reason += (
+            "; the summed training loss is still above the threshold l(0), so the training "
+            "set is not fitted (the data may not be separable by this model) and the "
+            "smoothed margin is undefined"
+        )
+    return reason
+
+
+def _announce_model(loop: _Loop) -> None:
+    model = loop.parts.model
+    describe = getattr(model, "describe", None)
+    loop.progress.message(describe() if describe else type(model).__name__)
+    if getattr(model, "homogeneity_order", None) is None:
+        loop.progress.message(
+            "note: the model declares no homogeneity order (a bias beyond the first layer, a "
+            "non-homogeneous activation, or a plain nn.Module), so normalized_margin and "
+            "smoothed_margin are null; normalized_margin_layers is still reported"
+        )
+
+
+def _session(loop: _Loop, evaluation: Evaluation) -> None:
+    """Run the loop with clean handling of every way a run can end."""
+    store, state = loop.store, loop.state
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    store.write_status("running", pid=os.getpid())
+    try:
+        reason = _loop(loop, evaluation)
+        store.write_status("finished", reason, epoch=state.epoch)
+        loop.progress.message(f"finished: {reason}")
+    except TrainingStopped as stop:
+        _restore_and_save(loop)
+        store.write_status("stopped", str(stop), epoch=state.epoch)
+        loop.progress.message(f"stopped: {stop}")
+    except KeyboardInterrupt:
+        _restore_and_save(loop)
+        store.write_status(
+            "interrupted", "interrupted; continue with marginlab resume", epoch=state.epoch
+        )
+        loop.progress.message(
+            f"interrupted at epoch {state.epoch}; saved. "
+            f"Continue with: marginlab resume {store.path}"
+        )
+        raise
+    except BaseException as error:
+        store.write_status("failed", f"{type(error).__name__}: {error}", epoch=state.epoch)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loop.progress.close()
+
+
+def _restore_and_save(loop: _Loop) -> None:
+    """Put back the last accepted weights (an attempt may be half done) and checkpoint them."""
+    with torch.no_grad():
+        torch._foreach_copy_(loop.params, loop.accepted)
+    _save(loop, LATEST, math.nan, None)
+
+
+def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress: bool) -> None:
+    fresh = state is None
+    evaluation = evaluate(
+        parts.model,
+        parts.data.x_train,
+        parts.data.y_train,
+        parts.loss,
+        parts.config.train.chunk_size,
+    )
+    if fresh:
+        state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
+    params = trainable_parameters(parts.model)
+    loop = _Loop(
+        parts,
+        store,
+        state,
+        Progress(store.path.name, enabled=progress),
+        params,
+        [p.detach().clone() for p in params],
+    )
+    _announce_model(loop)
+    if fresh:
+        _observe(loop, evaluation)
+    _session(loop, evaluation)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    """``runs/<name>-<timestamp>`` under the working directory."""
+    return Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(
+    config: RunConfig | dict,
+    out: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a model as the configuration says and return its run directory.
+
+    Parameters
+    ----------
+    config : RunConfig or dict
+        A configuration (validated here if a mapping).
+    out : path, optional
+        Run directory to create; defaults to ``runs/<name>-<timestamp>``. It must not hold
+        a run already (use :func:`resume` for that).
+    data_dir : path, optional
+        Where real data sets live; defaults to ``$MARGINLAB_DATA``.
+    progress : bool
+        Show the live progress line and the final summary.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory; open it with :func:`marginlab.load_run`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab.experiments.presets import preset
+    >>> config = preset("digits-mlp")
+    >>> config["train"]["max_epochs"] = 2
+    >>> path = train(config, tempfile.mkdtemp() + "/run", progress=False)
+    >>> (path / "metrics.jsonl").exists()
+    True
+    """
+    config = config if isinstance(config, RunConfig) else validate(config)
+    path = Path(out or default_run_dir(config))
+    if (path / "config.yaml").exists():
+        raise FileExistsError(
+            f"{path} already holds a run; continue it with `marginlab resume {path}` "
+            "or choose another --out"
+        )
+    parts = assemble(config, data_dir)  # every check happens before anything is written
+    store = RunStore(path)
+    store.write_config(config.to_dict())
+    store.write_json("environment.json", environment(parts.device, data_dir))
+    _start(parts, store, None, progress)
+    return store.path
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    overrides: list[str] | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """Continue a run from its latest checkpoint; with a fixed seed the result equals the
+    uninterrupted run.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory written by :func:`train`.
+    overrides : list of str, optional
+        ``key=value`` changes limited to ``train.max_epochs``, ``train.target_log10_loss``
+        and ``log.*`` (to train longer or observe differently).
+    data_dir : path, optional
+        Where real data sets live; defaults to the one the run used, then ``$MARGINLAB_DATA``.
+    progress : bool
+        Show the progress line.
+    """
+    store = RunStore(run_dir)
+    overrides = overrides or []
+    for text in overrides:
+        if not text.split("=", 1)[0].startswith(RESUMABLE_KEYS):
+            raise ValueError(
+                f"--set {text}: a resumed run may only change {', '.join(RESUMABLE_KEYS)}*"
+            )
+    config = validate(apply_overrides(store.read_config(), overrides))
+    tensors, saved = store.load_checkpoint(LATEST)
+    state = TrainState.from_dict(saved)
+    parts = assemble(config, data_dir or _recorded_data_dir(store))
+    parts.model.load_state_dict(tensors)
+    store.write_config(config.to_dict())
+    store.truncate_after(state.epoch)
+    _start(parts, store, state, progress)
+    return store.path
+
+
+def _recorded_data_dir(store: RunStore) -> str | None:
+    path = store.path / "environment.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("data_dir")

@@ -1,0 +1,155 @@
+"""Learning-rate schedules, expressed in log space.
+
+A step is ``theta -= eta * grad(L_B)`` with ``L_B`` the mean loss of the batch. Since
+``grad(L_B) = L_B * grad(log L_B)``, a schedule hands the engine ``log(eta * L_B)``, the
+log of the factor in front of the always-O(1) ``grad(log L_B)``; ``L_B`` itself never appears.
+
+A schedule is a small immutable object with three methods (in the spirit of optax):
+
+- ``init(log_loss)`` -> :class:`ScheduleState`, given the initial log mean training loss;
+- ``log_step_factor(state, log_batch_loss)`` -> ``log(eta * L_B)`` for the next step, or
+  ``None`` to abort the epoch (a failed attempt);
+- ``end_epoch(state, log_loss, completed)`` -> ``(accepted, new_state)`` after the full
+  training loss of the attempt is known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+class TrainingStopped(Exception):
+    """Raised by a schedule when training cannot continue; the message says why."""
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """What a schedule carries from epoch to epoch.
+
+    Attributes
+    ----------
+    alpha : float
+        Step-size multiplier (loss-based and normalized schedules); the learning rate for
+        the constant schedule.
+    log_frame : float
+        Log mean training loss at the end of the last accepted epoch.
+    rollbacks : int
+        Rejected attempts so far.
+    """
+
+    alpha: float
+    log_frame: float
+    rollbacks: int = 0
+
+
+def _check_finite(log_loss: float, completed: bool, what: str) -> None:
+    if not completed or not math.isfinite(log_loss):
+        raise TrainingStopped(
+            f"training diverged under the {what} schedule (loss became nan or inf); "
+            "lower the learning rate (train.lr or train.alpha)"
+        )
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Constant learning rate ``eta = lr``.
+
+    Examples
+    --------
+    >>> schedule = Constant(lr=0.01)
+    >>> state = schedule.init(log_loss=-1000.0)
+    >>> schedule.log_step_factor(state, log_batch_loss=-1000.0) == math.log(0.01) - 1000.0
+    True
+    """
+
+    lr: float
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return ScheduleState(alpha=self.lr, log_frame=log_loss)
+
+    def log_step_factor(self, state: ScheduleState, log_batch_loss: float) -> float | None:
+        return math.log(self.lr) + log_batch_loss if math.isfinite(log_batch_loss) else None
+
+    def end_epoch(
+        self, state: ScheduleState, log_loss: float, completed: bool
+    ) -> tuple[bool, ScheduleState]:
+        _check_finite(log_loss, completed, "constant")
+        return True, replace(state, log_frame=log_loss)
+
+
+@dataclass(frozen=True)
+class LossBased:
+    """The loss-based schedule with rollback of Lyu & Li (App. K.1, code ``LossBasedLRv1``).
+
+    ``eta = alpha / Lbar`` where ``Lbar`` is the mean training loss of the last accepted
+    epoch. An epoch is accepted when the full training loss did not increase; then
+    ``alpha *= up``. Otherwise the parameters are restored and the epoch is retried with
+    ``alpha /= down``. A batch loss above ``loss_ub * Lbar`` (or nan/inf) aborts the attempt.
+    Training stops when ``alpha < min_alpha``.
+
+    Examples
+    --------
+    >>> schedule = LossBased()
+    >>> state = schedule.init(log_loss=0.0)
+    >>> accepted, state = schedule.end_epoch(state, log_loss=-1.0, completed=True)
+    >>> accepted, round(state.alpha, 6)
+    (True, 0.114870)
+    """
+
+    alpha: float = 0.1
+    up: float = 2.0**0.2
+    down: float = 2.0**0.1
+    min_alpha: float = 1e-50
+    loss_ub: float = 600.0
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return ScheduleState(alpha=self.alpha, log_frame=log_loss)
+
+    def log_step_factor(self, state: ScheduleState, log_batch_loss: float) -> float | None:
+        relative = log_batch_loss - state.log_frame
+        if not math.isfinite(relative) or relative > math.log(self.loss_ub):
+            return None
+        return math.log(state.alpha) + relative
+
+    def end_epoch(
+        self, state: ScheduleState, log_loss: float, completed: bool
+    ) -> tuple[bool, ScheduleState]:
+        if completed and math.isfinite(log_loss) and log_loss <= state.log_frame:
+            return True, replace(state, alpha=state.alpha * self.up, log_frame=log_loss)
+        alpha = state.alpha / self.down
+        if alpha < self.min_alpha:
+            raise TrainingStopped(
+                f"alpha fell below train.min_alpha={self.min_alpha:g} after "
+                f"{state.rollbacks + 1} rollbacks: the loss no longer decreases at any step "
+                "size (float precision exhausted, or the model cannot fit the data)"
+            )
+        return False, replace(state, alpha=alpha, rollbacks=state.rollbacks + 1)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Normalized gradient descent ``eta = alpha / L_B`` (no rollback).
+
+    Examples
+    --------
+    >>> Normalized(alpha=0.5).log_step_factor(ScheduleState(0.5, 0.0), -900.0) == math.log(0.5)
+    True
+    """
+
+    alpha: float
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return ScheduleState(alpha=self.alpha, log_frame=log_loss)
+
+    def log_step_factor(self, state: ScheduleState, log_batch_loss: float) -> float | None:
+        return math.log(self.alpha) if math.isfinite(log_batch_loss) else None
+
+    def end_epoch(
+        self, state: ScheduleState, log_loss: float, completed: bool
+    ) -> tuple[bool, ScheduleState]:
+        _check_finite(log_loss, completed, "normalized")
+        return True, replace(state, log_frame=log_loss)
+
+
+Schedule = Constant | LossBased | Normalized
