@@ -76,6 +76,9 @@ class _Loop:
     progress: Progress
     params: list[torch.Tensor] = field(default_factory=list)
     accepted: list[torch.Tensor] = field(default_factory=list)
+    # Full batch: (log L, grad log L) at the accepted weights. A retried attempt starts from
+    # the same weights, so it needs one forward pass for its loss and no new gradient.
+    accepted_gradient: tuple[float, list[torch.Tensor]] | None = None
 
 
 def _shuffle_generator(seed: int, attempt: int) -> torch.Generator:
@@ -99,10 +102,16 @@ def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
         batches = [order[i : i + batch] for i in range(0, len(x) - batch + 1, batch)]
     log_lr_sum, log_lr = -math.inf, None
     for index in batches:
-        xb, yb = (x, y) if index is None else (x[index], y[index])
-        log_batch_loss, grads = log_loss_and_grad(
-            parts.model, loop.params, xb, yb, parts.loss, chunk
-        )
+        if index is None:
+            if loop.accepted_gradient is None:
+                loop.accepted_gradient = log_loss_and_grad(
+                    parts.model, loop.params, x, y, parts.loss, chunk
+                )
+            log_batch_loss, grads = loop.accepted_gradient
+        else:
+            log_batch_loss, grads = log_loss_and_grad(
+                parts.model, loop.params, x[index], y[index], parts.loss, chunk
+            )
         log_factor = parts.schedule.log_step_factor(state.schedule, log_batch_loss)
         if log_factor is None:
             return False, log_lr_sum, log_lr, 0
@@ -221,6 +230,7 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
             continue
         with torch.no_grad():
             torch._foreach_copy_(loop.accepted, loop.params)
+        loop.accepted_gradient = None
         evaluation = attempt
         state.epoch += 1
         state.step += steps

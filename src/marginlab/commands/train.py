@@ -1,0 +1,76 @@
+"""``marginlab run``, ``resume`` and ``presets``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from marginlab.config import ConfigError, apply_overrides, load_config_file, validate
+from marginlab.experiments.presets import PRESETS, preset
+
+
+def load_spec(spec: str) -> dict:
+    """Return the configuration named by SPEC: a preset name or a YAML file."""
+    if spec in PRESETS:
+        return preset(spec)
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        config = load_config_file(path)
+        config.setdefault("name", path.stem)
+        return config
+    raise ConfigError(
+        f"SPEC: {spec!r} is neither a preset nor a YAML file; presets: {', '.join(PRESETS)}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from marginlab.runs.plots import plot_training
+    from marginlab.training.engine import train
+
+    overrides = list(args.set)
+    for value, key in ((args.seed, "seed"), (args.device, "device"), (args.dtype, "dtype")):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    config = validate(apply_overrides(load_spec(args.spec), overrides))
+    path = train(config, args.out, data_dir=args.data_dir)
+    print(f"run directory: {path}\nplot: {plot_training(path)}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from marginlab.runs.plots import plot_training
+    from marginlab.training.engine import resume
+
+    path = resume(args.run_dir, list(args.set), data_dir=args.data_dir)
+    print(f"run directory: {path}\nplot: {plot_training(path)}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in PRESETS)
+    for name, (description, _) in PRESETS.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="train from a preset or a YAML config")
+    run.add_argument("spec", help="preset name (see `marginlab presets`) or a YAML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. train.batch_size=100 (repeatable)")
+    run.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
+    run.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--dtype", choices=["float64", "float32"])
+    run.add_argument("--seed", type=int)
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted or finished run")
+    resume.add_argument("run_dir")
+    resume.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="train.max_epochs, train.target_log10_loss or log.* only")
+    resume.add_argument("--data-dir", help="where MNIST/CIFAR live (default: as the run)")
+    resume.set_defaults(func=_resume)
+
+    presets = sub.add_parser("presets", help="list the presets, one line each")
+    presets.set_defaults(func=_presets)
