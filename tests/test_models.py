@@ -36,8 +36,9 @@ ZOO = {
     "mlp_relu_k": (lambda bias: MLP(6, [5, 4], 1, activation="relu_k", k=2, bias=bias), (6,)),
     "cnn_small": (lambda bias: CNN(SMALL_SPEC, (2, 8, 8), bias=bias), (2, 8, 8)),
     "cnn_relu_k": (
-        lambda bias: CNN("conv3x3-3,maxpool,fc4,fc2", (1, 6, 6), bias=bias, activation="relu_k",
-                         k=2),
+        lambda bias: CNN(
+            "conv3x3-3,maxpool,fc4,fc2", (1, 6, 6), bias=bias, activation="relu_k", k=2
+        ),
         (1, 6, 6),
     ),
     "mnist_cnn": (lambda bias: CNN(MNIST_CNN_SPEC, (1, 28, 28), bias=bias), (1, 28, 28)),
@@ -49,8 +50,18 @@ ZOO = {
     "deep_linear": (lambda bias: DeepLinear(6, depth=3, width=4), (6,)),
     "diagonal_linear": (lambda bias: DiagonalLinear(6, depth=3), (6,)),
 }
-BIASED = {"mlp_relu", "mlp_leaky", "mlp_relu_k", "cnn_small", "cnn_relu_k", "mnist_cnn", "vgg16",
-          "two_layer", "two_layer_relu_k", "two_layer_output"}
+BIASED = {
+    "mlp_relu",
+    "mlp_leaky",
+    "mlp_relu_k",
+    "cnn_small",
+    "cnn_relu_k",
+    "mnist_cnn",
+    "vgg16",
+    "two_layer",
+    "two_layer_relu_k",
+    "two_layer_output",
+}
 HOMOGENEOUS_CASES = [(name, "none") for name in ZOO] + [(name, "first") for name in sorted(BIASED)]
 
 
@@ -149,8 +160,10 @@ def test_biased_and_smooth_models_are_not_homogeneous(name):
 
 def test_a_frozen_first_layer_makes_output_training_linear_whatever_the_bias_or_activation():
     # f = (1/m) B phi(A x + a) + c is linear in the trainable (B, c) when A, a are frozen.
-    for model in (TwoLayer(6, 7, train="output", bias="all"),
-                  TwoLayer(6, 7, train="output", activation="gelu")):
+    for model in (
+        TwoLayer(6, 7, train="output", bias="all"),
+        TwoLayer(6, 7, train="output", activation="gelu"),
+    ):
         model = _prepare(model)
         assert model.homogeneity_order == 1.0
         assert check_homogeneity(model, _batch((6,))).is_homogeneous
@@ -189,8 +202,11 @@ def test_orders_of_the_reference_architectures():
     ("bias", "mnist", "vgg"),
     # Lyu & Li's summary lists 3,240,768 and 14,715,648 as "no-bias": those are the counts
     # with the first-layer bias (their "without bias" mode); without any bias it is 32 / 64 less.
-    [("none", 3_240_736, 14_715_584), ("first", 3_240_768, 14_715_648),
-     ("all", 3_241_866, 14_719_818)],
+    [
+        ("none", 3_240_736, 14_715_584),
+        ("first", 3_240_768, 14_715_648),
+        ("all", 3_241_866, 14_719_818),
+    ],
 )
 def test_parameter_counts_of_the_lyu_li_architectures(bias, mnist, vgg):
     def count(model):
@@ -216,10 +232,17 @@ def test_describe_is_one_informative_line():
 
 @pytest.mark.parametrize(
     ("spec", "bad"),
-    [("conv3x3,fc2", "conv3x3"), ("conv3x3-0,fc2", "conv3x3-0"), ("pool,fc2", "pool"),
-     ("fc", "fc"), ("conv3x3-4,fc10x", "fc10x"), ("conv3x3-4,maxpool", "maxpool"),
-     ("fc10,conv3x3-4,fc2", "conv3x3-4"), ("conv3x3-4,maxpool8,fc2", "maxpool8"),
-     ("conv3x3-4,,fc2", "")],
+    [
+        ("conv3x3,fc2", "conv3x3"),
+        ("conv3x3-0,fc2", "conv3x3-0"),
+        ("pool,fc2", "pool"),
+        ("fc", "fc"),
+        ("conv3x3-4,fc10x", "fc10x"),
+        ("conv3x3-4,maxpool", "maxpool"),
+        ("fc10,conv3x3-4,fc2", "conv3x3-4"),
+        ("conv3x3-4,maxpool8,fc2", "maxpool8"),
+        ("conv3x3-4,,fc2", ""),
+    ],
 )
 def test_bad_spec_tokens_are_named(spec, bad):
     with pytest.raises(ValueError, match=re.escape(repr(bad))):
@@ -230,7 +253,10 @@ def test_spec_grammar_is_in_the_message_and_whitespace_is_allowed():
     with pytest.raises(ValueError, match=r"conv\{kh\}x\{kw\}-\{channels\}"):
         parse_spec("dense10")
     assert [t.text for t in parse_spec(" conv3x3-8 , maxpool3 ,fc2")] == [
-        "conv3x3-8", "maxpool3", "fc2"]
+        "conv3x3-8",
+        "maxpool3",
+        "fc2",
+    ]
     assert parse_spec("avgpool4,fc1")[0].kernel == (4, 4)
 
 
@@ -313,15 +339,24 @@ def test_check_homogeneity_refuses_a_model_without_trainable_parameters():
         check_homogeneity(net, torch.randn(3, 2))
 
 
-@pytest.mark.parametrize(("name", "degree"), [
-    ("relu", 1.0), ("leaky_relu", 1.0), ("identity", 1.0), ("relu_k", 3.0), ("softplus", None),
-    ("gelu", None), ("silu", None), ("leaky_softplus", None),
-])
+@pytest.mark.parametrize(
+    ("name", "degree"),
+    [
+        ("relu", 1.0),
+        ("leaky_relu", 1.0),
+        ("identity", 1.0),
+        ("relu_k", 3.0),
+        ("softplus", None),
+        ("gelu", None),
+        ("silu", None),
+        ("leaky_softplus", None),
+    ],
+)
 def test_activation_degrees_hold_numerically(name, degree):
     act = make_activation(name)
     assert act.degree == degree and name in ACTIVATIONS
     z = torch.linspace(-3, 3, 13, dtype=torch.float64)
-    ratio_error = float((act(2 * z) - 2.0 ** act.scale_degree * act(z)).abs().max())
+    ratio_error = float((act(2 * z) - 2.0**act.scale_degree * act(z)).abs().max())
     assert (ratio_error < 1e-12) == (degree is not None)
 
 
@@ -329,8 +364,9 @@ def test_leaky_softplus_is_cai_et_al_phi_c():
     z = torch.tensor([-2.0, 0.0, 3.0], dtype=torch.float64)
     expected = 0.5 * z + 0.5 * torch.log1p(torch.exp(z))
     assert torch.allclose(make_activation("leaky_softplus")(z), expected)
-    assert torch.allclose(make_activation("leaky_softplus", c=0.25)(z),
-                          0.25 * z + 0.75 * torch.log1p(torch.exp(z)))
+    assert torch.allclose(
+        make_activation("leaky_softplus", c=0.25)(z), 0.25 * z + 0.75 * torch.log1p(torch.exp(z))
+    )
     assert make_activation("leaky_relu")(torch.tensor([-1.0])).item() == pytest.approx(-0.01)
 
 
@@ -365,8 +401,15 @@ def test_build_model_builds_every_kind():
         "two_layer": {"width": 16, "activation": "relu_k", "k": 2, "train": "both"},
     }
     assert set(configs) == set(MODEL_KINDS)
-    orders = {"mlp": 2, "cnn": 2, "vgg16": 14, "linear": 1, "deep_linear": 3,
-              "diagonal_linear": 2, "two_layer": 3}
+    orders = {
+        "mlp": 2,
+        "cnn": 2,
+        "vgg16": 14,
+        "linear": 1,
+        "deep_linear": 3,
+        "diagonal_linear": 2,
+        "two_layer": 3,
+    }
     for kind, config in configs.items():
         shape = (3, 32, 32) if kind in ("cnn", "vgg16") else (1, 4, 4)
         n_outputs = 1 if kind == "diagonal_linear" else 3

@@ -15,6 +15,7 @@ from torch import nn
 from marginlab.config import ConfigError, RunConfig, TrainConfig
 from marginlab.data import Dataset, load_dataset
 from marginlab.losses import Loss, get_loss
+from marginlab.measure.observers import OBSERVERS
 from marginlab.models import build_model
 from marginlab.training.schedules import Constant, LossBased, Normalized, Schedule
 
@@ -102,6 +103,12 @@ class Assembly:
 
 def assemble(config: RunConfig, data_dir: str | os.PathLike | None = None) -> Assembly:
     """Build data, model, loss and schedule, and check them against each other."""
+    for index, observer in enumerate(config.log.observers):
+        if observer.name not in OBSERVERS:
+            raise ConfigError(
+                f"log.observers[{index}].name: unknown observer {observer.name!r}; "
+                f"expected one of {sorted(OBSERVERS)}"
+            )
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = build_data(config, data_dir, device=str(device))

@@ -9,6 +9,7 @@ what it got and what is allowed. ``model`` stays a mapping, checked by
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 import math
 import types
@@ -50,11 +51,21 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ObserverConfig:
+    """A costly measurement (see :mod:`marginlab.measure.observers`) and its period."""
+
+    name: str = ""
+    every: int = 100
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     every: int = 10
     checkpoint_every: int | None = None
     checkpoint_decades: float = 5.0
     tensorboard: bool = False
+    observers: list[ObserverConfig] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ POSITIVE = {
     "train.alpha",
     "train.min_alpha",
     "train.batch_size",
+    "log.observers.every",
     "train.chunk_size",
     "data.n_train",
     "data.n_test",
@@ -149,6 +161,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 
 def _check_value(path: str, value: Any) -> None:
+    path = re.sub(r"\[\d+\]", "", path)  # list items share their field's rules
     if path in CHOICES and value not in CHOICES[path]:
         raise ConfigError(f"{path}: {value!r} is not allowed; expected one of {CHOICES[path]}")
     if value is None or isinstance(value, (bool, str, list, dict)):

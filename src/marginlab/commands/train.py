@@ -56,8 +56,13 @@ def _presets(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="train from a preset or a YAML config")
     run.add_argument("spec", help="preset name (see `marginlab presets`) or a YAML file")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. train.batch_size=100 (repeatable)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.batch_size=100 (repeatable)",
+    )
     run.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
     run.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -67,8 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     resume = sub.add_parser("resume", help="continue an interrupted or finished run")
     resume.add_argument("run_dir")
-    resume.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="train.max_epochs, train.target_log10_loss or log.* only")
+    resume.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train.max_epochs, train.target_log10_loss or log.* only",
+    )
     resume.add_argument("--data-dir", help="where MNIST/CIFAR live (default: as the run)")
     resume.set_defaults(func=_resume)
 

@@ -31,8 +31,14 @@ def fc_tokens(widths: Sequence[int]) -> list[Token]:
 
 
 def build_stack(
-    tokens: Sequence[Token], input_shape: tuple[int, ...], *, activation: str,
-    activation_kw: Mapping[str, Any], bias: str, seed: int, init: Initializer,
+    tokens: Sequence[Token],
+    input_shape: tuple[int, ...],
+    *,
+    activation: str,
+    activation_kw: Mapping[str, Any],
+    bias: str,
+    seed: int,
+    init: Initializer,
 ) -> tuple[list[tuple[str, nn.Module]], str]:
     """Return the named layers of ``tokens`` on ``input_shape`` and the activation's label.
 
@@ -54,8 +60,11 @@ def build_stack(
                 layers.append(("flatten", nn.Flatten()))
                 shape, flat = (math.prod(shape),), True
             layer: nn.Module = dense(
-                shape[0], token.width, bias=layer_has_bias(bias, index),
-                generator=generator, init=init,
+                shape[0],
+                token.width,
+                bias=layer_has_bias(bias, index),
+                generator=generator,
+                init=init,
             )
             shape = (token.width,)
         else:
@@ -66,8 +75,12 @@ def build_stack(
                 )
             if token.kind == "conv":
                 layer = conv(
-                    shape[0], token.width, token.kernel, bias=layer_has_bias(bias, index),
-                    generator=generator, init=init,
+                    shape[0],
+                    token.width,
+                    token.kernel,
+                    bias=layer_has_bias(bias, index),
+                    generator=generator,
+                    init=init,
                 )
                 shape = (token.width, *shape[1:])
             else:

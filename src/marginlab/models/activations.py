@@ -77,23 +77,28 @@ def _none(params: Mapping[str, Any]) -> None:
     return None
 
 
-ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
-    "relu": ActivationKind("max(z, 0)", lambda z: torch.relu(z), _one),
-    "leaky_relu": ActivationKind(
-        "max(z, negative_slope*z)", lambda z, negative_slope: F.leaky_relu(z, negative_slope),
-        _one, {"negative_slope": 0.01}, _check_slope,
-    ),
-    "identity": ActivationKind("z", lambda z: z, _one),
-    "relu_k": ActivationKind(
-        "max(z, 0)^k", _relu_k, lambda params: float(params["k"]), {"k": 3}, _check_k
-    ),
-    "softplus": ActivationKind("log(1 + e^z)", lambda z: F.softplus(z), _none),
-    "gelu": ActivationKind("z Phi(z)", lambda z: F.gelu(z), _none),
-    "silu": ActivationKind("z sigmoid(z)", lambda z: F.silu(z), _none),
-    "leaky_softplus": ActivationKind(
-        "c z + (1 - c) softplus(z)", _leaky_softplus, _none, {"c": 0.5}, _check_c
-    ),
-})
+ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType(
+    {
+        "relu": ActivationKind("max(z, 0)", lambda z: torch.relu(z), _one),
+        "leaky_relu": ActivationKind(
+            "max(z, negative_slope*z)",
+            lambda z, negative_slope: F.leaky_relu(z, negative_slope),
+            _one,
+            {"negative_slope": 0.01},
+            _check_slope,
+        ),
+        "identity": ActivationKind("z", lambda z: z, _one),
+        "relu_k": ActivationKind(
+            "max(z, 0)^k", _relu_k, lambda params: float(params["k"]), {"k": 3}, _check_k
+        ),
+        "softplus": ActivationKind("log(1 + e^z)", lambda z: F.softplus(z), _none),
+        "gelu": ActivationKind("z Phi(z)", lambda z: F.gelu(z), _none),
+        "silu": ActivationKind("z sigmoid(z)", lambda z: F.silu(z), _none),
+        "leaky_softplus": ActivationKind(
+            "c z + (1 - c) softplus(z)", _leaky_softplus, _none, {"c": 0.5}, _check_c
+        ),
+    }
+)
 """Activation name -> :class:`ActivationKind` (formula, function, degree, parameters)."""
 
 ACTIVATION_PARAMETERS: frozenset[str] = frozenset(
@@ -182,8 +187,7 @@ def make_activation(name: str, **kw: Any) -> Activation:
     if unknown:
         allowed = ", ".join(kind.defaults) or "none"
         raise ValueError(
-            f"activation {name!r} got unknown parameter(s) {', '.join(unknown)}; "
-            f"allowed: {allowed}"
+            f"activation {name!r} got unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}"
         )
     params = {**kind.defaults, **kw}
     if kind.check is not None:

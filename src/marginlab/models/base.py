@@ -167,7 +167,11 @@ def layer_has_bias(bias: str, index: int) -> bool:
 
 
 def dense(
-    in_features: int, out_features: int, *, bias: bool, generator: torch.Generator,
+    in_features: int,
+    out_features: int,
+    *,
+    bias: bool,
+    generator: torch.Generator,
     init: Initializer,
 ) -> nn.Linear:
     """An ``nn.Linear`` with ``init`` weights and zero bias, drawing only from ``generator``."""
@@ -177,8 +181,13 @@ def dense(
 
 
 def conv(
-    in_channels: int, out_channels: int, kernel: tuple[int, int], *, bias: bool,
-    generator: torch.Generator, init: Initializer,
+    in_channels: int,
+    out_channels: int,
+    kernel: tuple[int, int],
+    *,
+    bias: bool,
+    generator: torch.Generator,
+    init: Initializer,
 ) -> nn.Conv2d:
     """A stride-1 SAME-padded ``nn.Conv2d`` with ``init`` weights (fan-in ``kh kw c_in``)."""
     layer = skip_init(nn.Conv2d, in_channels, out_channels, kernel, padding="same", bias=bias)

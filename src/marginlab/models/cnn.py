@@ -110,24 +110,40 @@ class CNN(SequentialNet):
     """
 
     def __init__(
-        self, spec: str, input_shape: tuple[int, int, int], *, activation: str = "relu",
-        bias: str = "none", seed: int = 0, **activation_kw: Any,
+        self,
+        spec: str,
+        input_shape: tuple[int, int, int],
+        *,
+        activation: str = "relu",
+        bias: str = "none",
+        seed: int = 0,
+        **activation_kw: Any,
     ) -> None:
         tokens = parse_spec(spec)
         shape = _checks.positive_ints("input_shape", input_shape)
         if len(shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
         layers, label = build_stack(
-            tokens, shape, activation=activation, activation_kw=activation_kw, bias=bias,
-            seed=seed, init=he_normal_,
+            tokens,
+            shape,
+            activation=activation,
+            activation_kw=activation_kw,
+            bias=bias,
+            seed=seed,
+            init=he_normal_,
         )
         arch = ",".join(token.text for token in tokens)
         super().__init__(layers, f"cnn {arch} | bias={bias} | {label}", tokens[-1].width)
 
 
 def vgg16(
-    input_shape: tuple[int, int, int] = (3, 32, 32), n_outputs: int = 10, *,
-    bias: str = "none", activation: str = "relu", seed: int = 0, **activation_kw: Any,
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+    n_outputs: int = 10,
+    *,
+    bias: str = "none",
+    activation: str = "relu",
+    seed: int = 0,
+    **activation_kw: Any,
 ) -> CNN:
     """Lyu & Li's CIFAR VGG-16 variant (no fc-4096 layers): a :class:`CNN` of order 14.
 
@@ -139,6 +155,10 @@ def vgg16(
     14.0
     """
     return CNN(
-        vgg16_spec(n_outputs), input_shape, activation=activation, bias=bias, seed=seed,
+        vgg16_spec(n_outputs),
+        input_shape,
+        activation=activation,
+        bias=bias,
+        seed=seed,
         **activation_kw,
     )

@@ -44,8 +44,14 @@ class DeepLinear(SequentialNet):
     kind = "deep_linear"
 
     def __init__(
-        self, input_dim: int, hidden: Sequence[int] | None = None, n_outputs: int = 1, *,
-        depth: int | None = None, width: int | None = None, seed: int = 0,
+        self,
+        input_dim: int,
+        hidden: Sequence[int] | None = None,
+        n_outputs: int = 1,
+        *,
+        depth: int | None = None,
+        width: int | None = None,
+        seed: int = 0,
     ) -> None:
         _checks.positive_int("input_dim", input_dim)
         _checks.positive_int("n_outputs", n_outputs)
@@ -61,8 +67,13 @@ class DeepLinear(SequentialNet):
             )
         hidden = _checks.positive_ints("hidden", hidden)
         layers, _ = build_stack(
-            fc_tokens([*hidden, n_outputs]), (input_dim,), activation="identity",
-            activation_kw={}, bias="none", seed=seed, init=lecun_normal_,
+            fc_tokens([*hidden, n_outputs]),
+            (input_dim,),
+            activation="identity",
+            activation_kw={},
+            bias="none",
+            seed=seed,
+            init=lecun_normal_,
         )
         arch = "-".join(map(str, [input_dim, *hidden, n_outputs]))
         super().__init__(layers, f"{self.kind} {arch} | bias=none | identity", n_outputs)
@@ -123,7 +134,8 @@ class DiagonalLinear(HomogeneousNet):
         _checks.seed(seed)
         super().__init__(
             f"diagonal_linear d={input_dim} depth={depth} init_scale={init_scale:g} "
-            "| bias=none | identity", 1,
+            "| bias=none | identity",
+            1,
         )
         self.depth = depth
         self.u = nn.Parameter(torch.full((input_dim,), float(init_scale)))

@@ -39,15 +39,27 @@ class MLP(SequentialNet):
     """
 
     def __init__(
-        self, input_dim: int, hidden: Sequence[int], n_outputs: int, *,
-        activation: str = "relu", bias: str = "none", seed: int = 0, **activation_kw: Any,
+        self,
+        input_dim: int,
+        hidden: Sequence[int],
+        n_outputs: int,
+        *,
+        activation: str = "relu",
+        bias: str = "none",
+        seed: int = 0,
+        **activation_kw: Any,
     ) -> None:
         _checks.positive_int("input_dim", input_dim)
         hidden = _checks.positive_ints("hidden", hidden)
         _checks.positive_int("n_outputs", n_outputs)
         layers, label = build_stack(
-            fc_tokens([*hidden, n_outputs]), (input_dim,), activation=activation,
-            activation_kw=activation_kw, bias=bias, seed=seed, init=he_normal_,
+            fc_tokens([*hidden, n_outputs]),
+            (input_dim,),
+            activation=activation,
+            activation_kw=activation_kw,
+            bias=bias,
+            seed=seed,
+            init=he_normal_,
         )
         arch = "-".join(map(str, [input_dim, *hidden, n_outputs]))
         super().__init__(layers, f"mlp {arch} | bias={bias} | {label}", n_outputs)

@@ -58,8 +58,16 @@ class TwoLayer(SequentialNet):
     """
 
     def __init__(
-        self, input_dim: int, width: int, n_outputs: int = 1, *, activation: str = "relu",
-        train: str = "both", bias: str = "none", seed: int = 0, **activation_kw: Any,
+        self,
+        input_dim: int,
+        width: int,
+        n_outputs: int = 1,
+        *,
+        activation: str = "relu",
+        train: str = "both",
+        bias: str = "none",
+        seed: int = 0,
+        **activation_kw: Any,
     ) -> None:
         _checks.positive_int("input_dim", input_dim)
         _checks.positive_int("width", width)
@@ -76,8 +84,11 @@ class TwoLayer(SequentialNet):
         )
         hidden.requires_grad_(train == "both")
         layers: list[tuple[str, nn.Module]] = [
-            ("flatten", nn.Flatten()), ("hidden", hidden), ("act", act),
-            ("mean", Scale(1.0 / width)), ("output", output),
+            ("flatten", nn.Flatten()),
+            ("hidden", hidden),
+            ("act", act),
+            ("mean", Scale(1.0 / width)),
+            ("output", output),
         ]
         summary = f"two_layer {input_dim}-{width}-{n_outputs} train={train} | bias={bias}"
         super().__init__(layers, f"{summary} | {act.label}", n_outputs)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from marginlab.assemble import Assembly, assemble
-from marginlab.config import RunConfig, apply_overrides, validate
+from marginlab.config import ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import (
     Evaluation,
     evaluate,
@@ -30,10 +30,12 @@ from marginlab.measure.margins import (
     trainable_parameters,
 )
 from marginlab.numerics import LN10, logaddexp
+from marginlab.measure.observers import run_observer
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
 from marginlab.runs.store import RunStore
-from marginlab.training.gradient import log_loss_and_grad
+from marginlab.runs.tensorboard import TensorBoardWriter
+from marginlab.measure.gradient import log_loss_and_grad
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 
 LATEST = "latest.safetensors"
@@ -79,6 +81,20 @@ class _Loop:
     # Full batch: (log L, grad log L) at the accepted weights. A retried attempt starts from
     # the same weights, so it needs one forward pass for its loss and no new gradient.
     accepted_gradient: tuple[float, list[torch.Tensor]] | None = None
+    tensorboard: TensorBoardWriter | None = None
+
+    def observe(self, observer: ObserverConfig, row: dict) -> dict:
+        """Run a configured observer on the current weights and the training set."""
+        data = self.parts.data
+        return run_observer(
+            observer.name,
+            self.parts.model,
+            data.x_train,
+            data.y_train,
+            self.parts.loss,
+            row,
+            **observer.options,
+        )
 
 
 def _shuffle_generator(seed: int, attempt: int) -> torch.Generator:
@@ -181,7 +197,12 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
         state.logged_epoch = state.epoch
         state.logged_decade = decade if new_decade else state.logged_decade
         row = _metrics_row(loop, evaluation)
+        for observer in log_cfg.observers:
+            if final or state.epoch % observer.every == 0:
+                row.update(loop.observe(observer, row))
         loop.store.append_metrics(row)
+        if loop.tensorboard is not None:
+            loop.tensorboard.write(row)
         loop.progress.update(row)
     if state.epoch == 0:
         _save(loop, f"epoch-{0:07d}.safetensors", log10_loss, "init")
@@ -294,6 +315,8 @@ def _session(loop: _Loop, evaluation: Evaluation) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         loop.progress.close()
+        if loop.tensorboard is not None:
+            loop.tensorboard.close()
 
 
 def _restore_and_save(loop: _Loop) -> None:
@@ -323,6 +346,8 @@ def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress:
         params,
         [p.detach().clone() for p in params],
     )
+    if parts.config.log.tensorboard:
+        loop.tensorboard = TensorBoardWriter(store.path)
     _announce_model(loop)
     if fresh:
         _observe(loop, evaluation)
