@@ -9,9 +9,9 @@ what it got and what is allowed. ``model`` stays a mapping, checked by
 from __future__ import annotations
 
 import copy
-import re
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field

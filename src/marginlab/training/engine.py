@@ -23,19 +23,19 @@ import torch
 
 from marginlab.assemble import Assembly, assemble
 from marginlab.config import ObserverConfig, RunConfig, apply_overrides, validate
+from marginlab.measure.gradient import log_loss_and_grad
 from marginlab.measure.margins import (
     Evaluation,
     evaluate,
     margin_metrics,
     trainable_parameters,
 )
-from marginlab.numerics import LN10, logaddexp
 from marginlab.measure.observers import run_observer
+from marginlab.numerics import LN10, logaddexp
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
 from marginlab.runs.store import RunStore
 from marginlab.runs.tensorboard import TensorBoardWriter
-from marginlab.measure.gradient import log_loss_and_grad
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 
 LATEST = "latest.safetensors"
