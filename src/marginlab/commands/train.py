@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     for value, key in ((args.seed, "seed"), (args.device, "device"), (args.dtype, "dtype")):
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.tensorboard:
+        overrides.append("log.tensorboard=true")
     config = validate(apply_overrides(load_spec(args.spec), overrides))
     path = train(config, args.out, data_dir=args.data_dir)
     print(f"run directory: {path}\nplot: {plot_training(path)}")
@@ -68,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"])
     run.add_argument("--dtype", choices=["float64", "float32"])
     run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write the metrics as TensorBoard scalars to RUN_DIR/tensorboard while training",
+    )
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted or finished run")

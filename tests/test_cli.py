@@ -1,0 +1,126 @@
+"""The command line as a user runs it: bad input refused up front, kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from marginlab import load_run, resume, train
+from marginlab.cli import main
+
+TINY = {
+    "name": "tiny",
+    "seed": 1,
+    "loss": "logistic",
+    "data": {"name": "digits", "classes": [3, 8]},
+    "model": {"kind": "mlp", "hidden": [16]},
+    "train": {"batch_size": 40, "max_epochs": 150, "target_log10_loss": None},
+    "log": {"every": 5, "checkpoint_decades": 1},
+}
+
+
+def strip_time(rows):
+    return [{k: v for k, v in row.items() if k != "wall_time"} for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("train.batch_sise=10", "train.batch_sise: unknown key"),
+        ("train.batch_size=ten", "train.batch_size: expected int"),
+        ("train.batch_size=5000", "train.batch_size: 5000 is larger than the training set"),
+        ("train.lr=-1", "train.lr: must be positive"),
+        ("loss=hinge", "loss: 'hinge' is not allowed"),
+        ("model.hidden=[-4]", "hidden"),
+        ("model.widht=3", "widht"),
+        ("data.name=imagenet", "imagenet"),
+        ("log.observers=[{name: nope}]", "log.observers[0].name"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(tmp_path, capsys, override, named):
+    out = tmp_path / "run"
+    assert main(["run", "digits-mlp", "--set", override, "--out", str(out)]) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unknown_spec_lists_presets(capsys):
+    assert main(["run", "no-such-preset"]) == 2
+    assert "digits-cnn" in capsys.readouterr().err
+
+
+def test_missing_data_names_the_directory(tmp_path, capsys):
+    code = main(
+        ["run", "mnist-cnn-const", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "train-images-idx3-ubyte" in err
+
+
+def test_presets_lists_one_line_each(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("digits-cnn ") for line in lines)
+    assert all(len(line.split()) > 2 for line in lines)
+
+
+def _start(tmp_path, out):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "marginlab", "run", str(config), "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for_rows(out, rows, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = out / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= rows:
+            return
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.05)
+    raise AssertionError("the run did not log in time")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return load_run(train(TINY, tmp_path_factory.mktemp("u") / "run", progress=False))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig):
+    out = tmp_path / "run"
+    proc = _start(tmp_path, out)
+    _wait_for_rows(out, 8, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    status = load_run(out).status
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert status["state"] == "interrupted"
+    else:
+        assert status["state"] == "running"  # nothing ran after the kill
+    rows_before = load_run(out).store.metrics()
+    assert rows_before and rows_before[-1]["epoch"] < TINY["train"]["max_epochs"]
+
+    resumed = load_run(resume(out, progress=False))
+    assert resumed.status["state"] == "finished"
+    assert strip_time(resumed.store.metrics()) == strip_time(uninterrupted.store.metrics())
+    for a, b in zip(
+        resumed.load_model().state_dict().values(),
+        uninterrupted.load_model().state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    assert [c.epoch for c in resumed.checkpoints] == [c.epoch for c in uninterrupted.checkpoints]

@@ -1,0 +1,360 @@
+"""Figures: the data behind every panel equals the run's metrics and result files."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+
+from marginlab import load_run, train
+from marginlab.cli import main
+from marginlab.commands.plots import FIGURE_KINDS
+from marginlab.runs.plots import (
+    FIGURES,
+    FigureUnavailable,
+    figure,
+    kkt_table,
+    plot,
+    plot_kkt,
+    plot_loss,
+    plot_margins,
+    plot_norms,
+    plot_robustness,
+    plot_schedule,
+    plot_training,
+    robustness_table,
+    threshold_row,
+)
+
+LOG10_LOGISTIC_THRESHOLD = math.log10(math.log(2.0))  # l(0) of the logistic loss
+
+
+def digits_config(name, tensorboard=False, **train_options):
+    return {
+        "name": name,
+        "seed": 3,
+        "loss": "logistic",
+        "data": {
+            "name": "digits",
+            "classes": [3, 8],
+            "n_train": 200,
+            "params": {"test_fraction": 0.2},
+        },
+        "model": {"kind": "mlp", "hidden": [16]},
+        "train": {"max_epochs": 200, "target_log10_loss": None, **train_options},
+        "log": {"every": 5, "checkpoint_decades": 2, "tensorboard": tensorboard},
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A loss-based run (which fits the data) and a constant-step run (which does not yet)."""
+    root = tmp_path_factory.mktemp("plots")
+    fitted = train(
+        digits_config("loss-based", tensorboard=True, schedule="loss_based"),
+        root / "loss-based",
+        progress=False,
+    )
+    slow = train(
+        digits_config("constant", schedule="constant", lr=0.5), root / "constant", progress=False
+    )
+    return fitted, slow
+
+
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory):
+    config = {
+        "name": "xor",
+        "loss": "logistic",
+        "data": {"name": "xor", "params": {"n": 40, "noise": 0.2}},
+        "model": {"kind": "two_layer", "width": 20},
+        "train": {"schedule": "loss_based", "max_epochs": 100, "target_log10_loss": None},
+        "log": {"every": 10},
+    }
+    return train(config, tmp_path_factory.mktemp("xor") / "run", progress=False)
+
+
+def metrics_of(path):
+    return load_run(path).metrics
+
+
+def column(metrics, key):
+    return pd.to_numeric(metrics[key], errors="coerce").to_numpy(float)
+
+
+def lines_by_label(ax):
+    return {line.get_label(): line for line in ax.lines}
+
+
+def test_loss_panel_plots_the_logged_losses_against_epochs_and_accumulated_lr(runs):
+    metrics = metrics_of(runs[0])
+    for x in ("epoch", "log10_accumulated_lr"):
+        ax = Figure().subplots()
+        plot_loss(ax, metrics, x=x)
+        lines = lines_by_label(ax)
+        for label, key in (("train", "log10_loss_mean"), ("test", "log10_test_loss_mean")):
+            np.testing.assert_array_equal(lines[label].get_xdata(), column(metrics, x))
+            np.testing.assert_array_equal(lines[label].get_ydata(), column(metrics, key))
+
+
+@pytest.mark.parametrize("normalization", ["rho", "layers"])
+def test_margin_panel_plots_both_margins_and_marks_the_threshold_epoch(runs, normalization):
+    metrics = metrics_of(runs[0])
+    suffix = "" if normalization == "rho" else "_layers"
+    ax = Figure().subplots()
+    plot_margins(ax, metrics, normalization)
+    lines = lines_by_label(ax)
+    for label in ("normalized", "smoothed"):
+        key = f"{label}_margin{suffix}"
+        np.testing.assert_array_equal(lines[label].get_xdata(), metrics["epoch"].to_numpy(float))
+        np.testing.assert_array_equal(lines[label].get_ydata(), column(metrics, key))
+
+    # Independently of the smoothed margin: the first logged epoch with sum of losses < l(0).
+    below = np.flatnonzero(metrics["log10_loss_sum"].to_numpy() < LOG10_LOGISTIC_THRESHOLD)
+    epoch = int(metrics["epoch"].iloc[below[0]])
+    assert 0 < below[0] == threshold_row(metrics)
+    (marker,) = [line for label, line in lines.items() if label.startswith("sum of losses")]
+    assert list(marker.get_xdata()) == [epoch, epoch]
+    assert f"epoch {epoch}" in marker.get_label()
+
+
+def test_overlay_draws_one_line_per_run_with_legend_labels(runs):
+    fig = figure(runs, "margins")
+    ax = fig.axes[0]
+    normalized = [line for line in ax.lines if line.get_label().endswith(": normalized")]
+    assert [line.get_label() for line in normalized] == [
+        "loss-based: normalized",
+        "constant: normalized",
+    ]
+    for line, path in zip(normalized, runs, strict=True):
+        np.testing.assert_array_equal(
+            line.get_ydata(), column(metrics_of(path), "normalized_margin")
+        )
+    # Runs differ in colour and marker (greyscale); quantities in line style.
+    assert normalized[0].get_color() != normalized[1].get_color()
+    assert normalized[0].get_marker() != normalized[1].get_marker()
+    smoothed = lines_by_label(ax)["loss-based: smoothed"]
+    assert smoothed.get_linestyle() != normalized[0].get_linestyle()
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "loss-based: normalized" in legend and "constant: normalized" in legend
+    # Only the run that fitted its data has a threshold marker.
+    fitted = metrics_of(runs[0])
+    epoch = int(fitted["epoch"].iloc[threshold_row(fitted)])
+    assert [label for label in legend if "l(0)" in label] == [
+        f"loss-based: sum of losses < l(0), epoch {epoch}"
+    ]
+
+
+def test_norm_and_schedule_panels_plot_the_metrics(runs):
+    metrics = metrics_of(runs[0])
+    layers = np.vstack(metrics["layer_norms"].to_list())
+    ax = Figure().subplots()
+    plot_norms(ax, metrics, per_layer=True)
+    assert [line.get_label() for line in ax.lines] == ["layer 1", "layer 2"]
+    for i, line in enumerate(ax.lines):
+        np.testing.assert_array_equal(line.get_ydata(), layers[:, i])
+    ax = Figure().subplots()
+    plot_norms(ax, metrics)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), column(metrics, "param_norm"))
+    for key in ("alpha", "log10_lr", "rollbacks"):
+        ax = Figure().subplots()
+        plot_schedule(ax, metrics, key)
+        np.testing.assert_array_equal(ax.lines[0].get_ydata(), column(metrics, key))
+        assert ax.get_yscale() == ("log" if key == "alpha" else "linear")
+    assert column(metrics, "rollbacks")[-1] > 0  # the loss-based schedule did roll back
+
+
+def test_every_metric_figure_has_its_panels(runs):
+    for what, count in (("training", 3), ("loss", 2), ("margins", 2), ("norms", 2), ("lr", 3)):
+        fig = figure(runs[:1], what)
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == count, what
+        assert all(ax.lines for ax in fig.axes if ax.get_visible()), what
+
+
+def test_boundary_is_the_zero_level_of_the_model_and_shows_the_training_points(xor_run, runs):
+    run = load_run(xor_run)
+    ax = figure([xor_run], "boundary").axes[0]
+    x, y = run.load_data("train")
+    points = [c for c in ax.collections if c.get_label().startswith("class")]
+    for c, collection in enumerate(points):
+        np.testing.assert_array_equal(collection.get_offsets(), x[y == c].numpy())
+    (boundary,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled is False]
+    assert list(boundary.levels) == [0.0]
+    vertices = np.vstack([path.vertices for path in boundary.get_paths()])
+    model = run.load_model()
+    with torch.no_grad():
+        on_line = model(torch.as_tensor(vertices)).abs().max().item()
+        scale = model(x).abs().max().item()
+    assert len(vertices) > 10 and on_line < 0.02 * scale
+    # The model classifies the training points correctly, so each class lies on one side.
+    with torch.no_grad():
+        assert torch.equal((model(x)[:, 0] > 0).long(), y)
+    with pytest.raises(FigureUnavailable, match="2-d inputs"):
+        figure(runs[:1], "boundary")
+
+
+def test_png_and_pdf_are_written_by_extension(runs, tmp_path):
+    pdf = plot(runs, "margins", tmp_path / "margins.pdf")
+    png = plot(runs, "loss", tmp_path / "loss.png")
+    assert pdf.read_bytes().startswith(b"%PDF") and png.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match=r"\.png"):
+        plot(runs, "loss", tmp_path / "loss.jpeg")
+    overview = plot_training(runs[1], tmp_path / "training.png")
+    assert overview.read_bytes().startswith(b"\x89PNG")
+
+
+def test_kkt_and_robustness_figures_read_the_result_files(runs, tmp_path):
+    path = shutil.copytree(runs[0], tmp_path / "run")
+    with pytest.raises(FigureUnavailable, match="marginlab kkt"):
+        figure([path], "kkt")
+    kkt = {
+        "rows": [
+            {
+                "epoch": e,
+                "log10_loss_mean": -e / 10,
+                "certificates": [
+                    {"tau": tau, "epsilon_rel": 1 / e / tau, "delta": 2 / e, "active": 5}
+                    for tau in (0.1, 0.5)
+                ],
+            }
+            for e in (50, 100, 200)
+        ]
+    }
+    (path / "kkt.json").write_text(json.dumps(kkt))
+    fig = figure([path], "kkt")
+    epsilon = lines_by_label(fig.axes[0])
+    np.testing.assert_allclose(
+        epsilon["tau=0.5"].get_xydata(), [[-5, 0.04], [-10, 0.02], [-20, 0.01]]
+    )
+    np.testing.assert_allclose(
+        lines_by_label(fig.axes[1])["tau=0.1"].get_ydata(), [0.04, 0.02, 0.01]
+    )
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].xaxis_inverted()
+
+    robustness = {
+        "eps": [0.0, 0.5, 1.0],
+        "rows": [
+            {
+                "checkpoint": "1e-2",
+                "epoch": 40,
+                "log10_loss_mean": -2.1,
+                "robust_accuracy": [1.0, 0.5, 0.1],
+            },
+            {
+                "checkpoint": "last",
+                "epoch": 200,
+                "log10_loss_mean": -8.0,
+                "robust_accuracy": [1.0, 0.8, 0.3],
+            },
+        ],
+    }
+    (path / "robustness-l2-cw-train.json").write_text(json.dumps(robustness))
+    (ax,) = figure([path], "robustness").axes
+    assert ax.get_title() == "l2 cw train"
+    lines = lines_by_label(ax)
+    np.testing.assert_allclose(
+        lines["last (epoch 200)"].get_xydata(), [[0, 1], [0.5, 0.8], [1, 0.3]]
+    )
+    np.testing.assert_allclose(lines["1e-2 (epoch 40)"].get_ydata(), [1.0, 0.5, 0.1])
+
+
+def test_kkt_falls_back_to_observer_metrics(runs, tmp_path):
+    path = shutil.copytree(runs[0], tmp_path / "run")
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    rows[-1].update(kkt_epsilon_rel=0.25, kkt_delta=0.5)
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = kkt_table(load_run(path))
+    assert table[["log10_loss", "epsilon", "delta"]].values.tolist() == [
+        [rows[-1]["log10_loss_mean"], 0.25, 0.5]
+    ]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"robust_accuracy": {"0.0": 1.0, "0.5": 0.6}},
+        {"eps": [0.0, 0.5], "robust_acc": [1.0, 0.6]},
+        {"robust_acc@0.0": 1.0, "robust_acc@0.5": 0.6, "median_distance": 0.4},
+    ],
+    ids=["mapping", "aligned-lists", "flat-columns"],
+)
+def test_robustness_rows_in_every_layout(tmp_path, row):
+    path = tmp_path / "robustness-l2-fmn-test.json"
+    path.write_text(json.dumps([{"checkpoint": "last", "epoch": 7, "log10_loss": -3.0, **row}]))
+    table = robustness_table(path)
+    assert table[["eps", "robust_accuracy"]].values.tolist() == [[0.0, 1.0], [0.5, 0.6]]
+    assert set(table["epoch"]) == {7} and set(table["log10_loss"]) == {-3.0}
+
+
+def test_robustness_panel_overlays_runs(tmp_path):
+    curve = pd.DataFrame(
+        {
+            "checkpoint": ["last"] * 2,
+            "epoch": [9, 9],
+            "eps": [0, 1.0],
+            "robust_accuracy": [1.0, 0.2],
+        }
+    )
+    ax = Figure().subplots()
+    plot_robustness(ax, {"a": curve, "b": curve.assign(robust_accuracy=[1.0, 0.7])})
+    assert [line.get_label() for line in ax.lines] == ["a: last (epoch 9)", "b: last (epoch 9)"]
+    assert ax.lines[0].get_marker() != ax.lines[1].get_marker()
+
+
+def test_kkt_panel_overlays_runs():
+    table = pd.DataFrame(
+        {"log10_loss": [-5, -9], "epsilon": [0.1, 0.05], "delta": [0.3, 0.2], "certificate": "c"}
+    )
+    ax = Figure().subplots()
+    plot_kkt(ax, {"a": table, "b": table}, "epsilon")
+    assert [line.get_label() for line in ax.lines] == ["a", "b"]
+
+
+def test_command_line_plot_report_and_tensorboard_flag(runs, tmp_path, capsys):
+    assert FIGURE_KINDS == tuple(FIGURES)
+    out = tmp_path / "norms.pdf"
+    assert main(["plot", str(runs[0]), str(runs[1]), "--what", "norms", "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"%PDF")
+    assert main(["plot", str(runs[0]), "--what", "kkt", "--out", str(tmp_path / "k.png")]) == 2
+    assert "no KKT results" in capsys.readouterr().err
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(digits_config("tiny", max_epochs=3)))
+    run_dir = tmp_path / "tiny"
+    assert main(["run", str(spec), "--tensorboard", "--out", str(run_dir)]) == 0
+    assert load_run(run_dir).config["log"]["tensorboard"] is True
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "training.png").exists()
+
+
+def test_tensorboard_events_hold_the_metrics(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = runs[0]
+    events = EventAccumulator(str(path / "tensorboard"))
+    events.Reload()
+    metrics = metrics_of(path)
+    tags = set(events.Tags()["scalars"])
+    assert {"log10_loss_mean", "normalized_margin", "layer_norms/1", "alpha", "rollbacks"} <= tags
+    for tag in (
+        "log10_loss_mean",
+        "log10_test_loss_mean",
+        "smoothed_margin",
+        "layer_norms/1",
+        "rollbacks",
+    ):
+        key, _, index = tag.partition("/")
+        values = metrics[key].map(lambda v, i=index: v[int(i)] if i else v)
+        logged = metrics["epoch"][values.notna()].to_numpy()
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == logged.tolist(), tag
+        # TensorBoard stores float32.
+        np.testing.assert_allclose(
+            [s.value for s in scalars], values.dropna().to_numpy(float), rtol=1e-6, err_msg=tag
+        )

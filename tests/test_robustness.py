@@ -1,0 +1,279 @@
+"""Adversarial robustness: verified attack distances, the certified margin bound, the CLI."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from marginlab import load_run, train
+from marginlab.cli import main
+from marginlab.measure.margins import pairwise_margins
+from marginlab.measure.robustness import (
+    AttackResult,
+    _conv_norm_bound,
+    certified_radius,
+    lipschitz_constants,
+    result_paths,
+    robustness_along_training,
+    run_attack,
+)
+from marginlab.models import CNN, build_model
+
+# Few C&W steps: enough to converge on these small nets, and the test stays fast.
+FAST_CW = {"binary_search_steps": 6, "steps": 500}
+L2_ATTACKS = {"cw": FAST_CW, "deepfool": None, "fmn": None}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny tensors on shared cores: threads only contend (a 7x slowdown measured).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, one_thread):
+    config = {
+        "name": "robust-mlp",
+        "seed": 0,
+        "loss": "cross_entropy",
+        "data": {"name": "digits", "classes": [0, 1, 2]},
+        "model": {"kind": "mlp", "hidden": [16]},
+        "train": {"schedule": "loss_based", "max_epochs": 300, "target_log10_loss": None},
+        "log": {"every": 20, "checkpoint_decades": 2},
+    }
+    return train(config, tmp_path_factory.mktemp("r") / "run", progress=False)
+
+
+@pytest.fixture(scope="module")
+def samples(run_dir):
+    run = load_run(run_dir)
+    x, y = run.load_data("train")
+    return run.load_model("last"), x[::10][:50], y[::10][:50]
+
+
+@pytest.fixture(scope="module")
+def l2_results(samples):
+    model, x, y = samples
+    return {
+        name: run_attack(model, x, y, attack=name, options=options, progress=False)
+        for name, options in L2_ATTACKS.items()
+    }
+
+
+def random_cnn():
+    """A random-weight CNN (max pool, first-layer bias) and digits-like inputs that it
+    classifies 'correctly' by construction: the labels are its own predictions."""
+    model = CNN("conv3x3-4,maxpool,conv3x3-6,fc12,fc3", (1, 8, 8), bias="first", seed=1)
+    model = model.double().eval()
+    x = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
+def assert_verified(result: AttackResult, model, x, y, norm="l2"):
+    found = result.success & ~result.misclassified
+    assert found.any()
+    adversarials = result.adversarials[found]
+    assert adversarials.min() >= 0 and adversarials.max() <= 1
+    with torch.no_grad():
+        margins = pairwise_margins(model(adversarials), y[found]).min(1).values
+    assert (margins <= 0).all()
+    order = 2 if norm == "l2" else math.inf
+    recomputed = (adversarials - x[found]).flatten(1).norm(p=order, dim=1).numpy()
+    np.testing.assert_allclose(result.distances[found], recomputed, rtol=1e-12)
+    # where nothing was found the input itself is returned, at distance inf
+    assert torch.equal(result.adversarials[~result.success], x[~result.success])
+
+
+def test_every_l2_adversarial_example_is_verified(samples, l2_results):
+    model, x, y = samples
+    for result in l2_results.values():
+        assert result.success.all(), result.attack
+        assert_verified(result, model, x, y)
+
+
+def test_cw_deepfool_and_fmn_agree_within_a_factor_1_5(l2_results):
+    distances = np.stack([r.distances for r in l2_results.values()])
+    assert np.isfinite(distances).all() and (distances > 0).all()
+    ratio = distances.max(axis=0) / distances.min(axis=0)
+    assert (ratio <= 1.5).mean() >= 0.9
+
+
+def test_lower_bound_never_exceeds_an_attack_distance(samples, l2_results):
+    model, x, y = samples
+    lower = certified_radius(model, x, y)
+    closest = np.min([r.distances for r in l2_results.values()], axis=0)
+    assert (lower > 0).all()
+    assert (lower <= closest).all()
+
+    cnn, xc, yc = random_cnn()
+    lower = certified_radius(cnn, xc, yc)
+    for name in ("deepfool", "fmn"):
+        result = run_attack(cnn, xc, yc, attack=name, progress=False)
+        assert_verified(result, cnn, xc, yc)
+        assert (lower <= result.distances).all()
+    linf = run_attack(cnn, xc, yc, attack="fmn", norm="linf", progress=False)
+    assert_verified(linf, cnn, xc, yc, norm="linf")
+    assert (certified_radius(cnn, xc, yc, norm="linf") <= linf.distances).all()
+
+
+def test_conv_bound_is_above_the_power_iteration_norm():
+    generator = torch.Generator().manual_seed(0)
+    for kernel, padding, stride in [(3, "same", 1), (4, "same", 1), (5, 1, 2), (3, "valid", 1)]:
+        conv = torch.nn.Conv2d(2, 3, kernel, padding=padding, stride=stride, bias=False).double()
+        u = torch.randn(1, 2, 9, 9, dtype=torch.float64, generator=generator)
+        for _ in range(300):  # power iteration on conv^T conv, through autograd
+            u.requires_grad_()
+            out = conv(u)
+            (u,) = torch.autograd.grad(out, u, out)
+            u = u / u.norm()
+        estimate = float(conv(u).norm())
+        bound = _conv_norm_bound(conv, (2, 9, 9))
+        assert estimate <= bound * (1 + 1e-9)
+        assert bound <= 1.6 * estimate  # and not uselessly loose on a small grid
+
+
+def test_lipschitz_constants_of_a_linear_model_are_exact():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3, bias=False)).double()
+    weight = net[1].weight.detach()
+    expected = (weight[:, None] - weight[None, :]).norm(dim=2)
+    torch.testing.assert_close(lipschitz_constants(net, (1, 2, 2)), expected)
+    # for a linear model the bound is the exact distance to the nearest pairwise boundary
+    x = torch.rand(5, 1, 2, 2, dtype=torch.float64)
+    y = net(x).argmax(1)
+    result = run_attack(net, x, y, attack="deepfool", progress=False, bounds=(-10.0, 10.0))
+    np.testing.assert_allclose(certified_radius(net, x, y), result.distances, rtol=0.03)
+
+
+def test_misclassified_samples_have_distance_zero(samples):
+    model, x, y = samples
+    wrong = y.clone()
+    wrong[:5] = (y[:5] + 1) % 3
+    result = run_attack(model, x[:10], wrong[:10], attack="deepfool", progress=False)
+    assert result.misclassified.tolist() == [True] * 5 + [False] * 5
+    assert (result.distances[:5] == 0).all() and (result.distances[5:] > 0).all()
+    assert (certified_radius(model, x[:10], wrong[:10])[:5] == 0).all()
+
+
+def test_robust_accuracy_is_non_increasing_in_eps(samples, l2_results):
+    model, x, y = samples
+    grid = np.linspace(0, 3, 61)
+    for result in l2_results.values():
+        accuracy = result.robust_accuracy(grid)
+        assert accuracy[0] == 1.0 and (np.diff(accuracy) <= 0).all()
+    eps = (0.02, 0.05, 0.1, 0.2)
+    pgd = run_attack(
+        model,
+        x[:20],
+        y[:20],
+        attack="pgd",
+        norm="linf",
+        eps=eps,
+        options={"restarts": 2, "steps": 20},
+        progress=False,
+    )
+    assert_verified(pgd, model, x[:20], y[:20], norm="linf")
+    assert (pgd.distances[pgd.success] <= max(eps) + 1e-12).all()
+    assert (np.diff(pgd.robust_accuracy(eps)) <= 0).all()
+    with pytest.raises(ValueError, match="eps: pgd ran at eps <= 0.2"):
+        pgd.robust_accuracy([0.5])
+
+
+def test_binary_single_output_model_is_attacked_as_two_logits():
+    model = build_model({"kind": "mlp", "hidden": [8], "seed": 2}, (1, 8, 8), 1).double().eval()
+    x = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        y = (model(x)[:, 0] > 0).long()
+    result = run_attack(model, x, y, attack="fmn", progress=False)
+    assert result.success.all() and (result.distances > 0).all()
+    assert_verified(result, model, x, y)
+    assert (certified_radius(model, x, y) <= result.distances).all()
+
+
+def test_attack_does_not_touch_the_global_rng_or_the_models_mode(samples):
+    model, x, y = samples
+    model.train()
+    state = torch.get_rng_state()
+    first = run_attack(
+        model,
+        x[:8],
+        y[:8],
+        attack="pgd",
+        norm="linf",
+        progress=False,
+        eps=[0.05, 0.1],
+        options={"restarts": 1, "steps": 10},
+    )
+    again = run_attack(
+        model,
+        x[:8],
+        y[:8],
+        attack="pgd",
+        norm="linf",
+        progress=False,
+        eps=[0.05, 0.1],
+        options={"restarts": 1, "steps": 10},
+    )
+    assert torch.equal(state, torch.get_rng_state())
+    assert model.training
+    model.eval()
+    np.testing.assert_array_equal(first.distances, again.distances)
+
+
+def test_errors_name_the_argument(samples, run_dir):
+    model, x, y = samples
+    with pytest.raises(ValueError, match="norm: expected one of"):
+        run_attack(model, x, y, norm="l1")
+    with pytest.raises(ValueError, match="attack: 'cw' does not attack the linf norm"):
+        run_attack(model, x, y, norm="linf", attack="cw")
+    with pytest.raises(ValueError, match="options: 'step' is not an option of cw"):
+        run_attack(model, x, y, options={"step": 10})
+    with pytest.raises(ValueError, match=r"x: inputs must lie in the box"):
+        run_attack(model, x * 2, y)
+    with pytest.raises(ValueError, match="checkpoints: 'best' is neither"):
+        robustness_along_training(run_dir, ["best"], write=False)
+    with pytest.raises(ValueError, match="model: no Lipschitz bound for layer"):
+        certified_radius(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(2, 2)), x, y)
+
+
+def test_cli_writes_json_csv_png_and_the_table_matches_the_json(run_dir, capsys):
+    run = load_run(run_dir)
+    levels = [c.reason.removeprefix("loss<") for c in run.checkpoints if c.reason != "init"]
+    levels = [level for level in levels if level != "last"]
+    assert len(levels) >= 2, "the run should keep several loss-level checkpoints"
+    checkpoints = [*levels, "last", levels[0]]
+    argv = ["attack", str(run_dir), "--checkpoints", ",".join(checkpoints), "--n", "40"]
+    argv += ["--attack", "fmn", "--eps", "0.2,0.5,1", "--option", "steps=100"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    paths = result_paths(run_dir, "l2", "fmn", "train")
+    assert all(path.exists() and path.stat().st_size > 0 for path in paths.values())
+    payload = json.loads(paths["json"].read_text())
+    table = pd.read_csv(paths["csv"], dtype={"checkpoint": str})
+    assert table["checkpoint"].tolist() == checkpoints
+    assert list(table.columns) == list(payload["rows"][0])
+    for row, stored in zip(table.to_dict(orient="records"), payload["rows"], strict=True):
+        for key, value in stored.items():
+            assert (
+                row[key] == pytest.approx(value) if isinstance(value, float) else row[key] == value
+            )
+        assert row["checkpoint"] in printed
+    assert payload["n"] == len(payload["indices"]) == 40
+    # the same samples for every checkpoint; a repeated checkpoint is the same result
+    distances = payload["samples"]
+    assert all(len(d["distance"]) == 40 for d in distances.values())
+    first, repeat = payload["rows"][0], payload["rows"][-1]
+    assert {k: v for k, v in first.items() if k != "checkpoint"} == {
+        k: v for k, v in repeat.items() if k != "checkpoint"
+    }
+    lower = np.array(distances[levels[-1]]["lower_bound"], dtype=float)
+    upper = np.array(distances[levels[-1]]["distance"], dtype=float)
+    assert (lower <= upper).all()
+    assert all(table["accuracy"] == 1.0)
