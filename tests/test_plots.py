@@ -209,52 +209,77 @@ def test_png_and_pdf_are_written_by_extension(runs, tmp_path):
     assert overview.read_bytes().startswith(b"\x89PNG")
 
 
-def test_kkt_and_robustness_figures_read_the_result_files(runs, tmp_path):
+def certificate(tau, eps_rel, delta, method):
+    """A certificate as marginlab.measure.kkt.Certificate.to_dict writes it."""
+    return {
+        "tau": tau,
+        "eps_abs": 2 * eps_rel,
+        "eps_rel": eps_rel,
+        "delta": delta,
+        "n_active": 3,
+        "multipliers": [0.5, 0.25, 0.25],
+        "constraints": [[0, 1], [4, 1], [7, 1]],
+        "method": method,
+        "iterations": 0,
+        "converged": True,
+    }
+
+
+def test_kkt_figure_reads_every_certificate_of_kkt_json(runs, tmp_path):
     path = shutil.copytree(runs[0], tmp_path / "run")
     with pytest.raises(FigureUnavailable, match="marginlab kkt"):
         figure([path], "kkt")
-    kkt = {
-        "rows": [
-            {
-                "epoch": e,
-                "log10_loss_mean": -e / 10,
-                "certificates": [
-                    {"tau": tau, "epsilon_rel": 1 / e / tau, "delta": 2 / e, "active": 5}
-                    for tau in (0.1, 0.5)
-                ],
-            }
-            for e in (50, 100, 200)
-        ]
-    }
-    (path / "kkt.json").write_text(json.dumps(kkt))
-    fig = figure([path], "kkt")
-    epsilon = lines_by_label(fig.axes[0])
-    np.testing.assert_allclose(
-        epsilon["tau=0.5"].get_xydata(), [[-5, 0.04], [-10, 0.02], [-20, 0.01]]
-    )
-    np.testing.assert_allclose(
-        lines_by_label(fig.axes[1])["tau=0.1"].get_ydata(), [0.04, 0.02, 0.01]
-    )
-    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].xaxis_inverted()
+    # One row per checkpoint holding a KKTResult.to_dict(): the loss-weight certificate
+    # and the best certificate per tolerance tau.
+    rows = [
+        {
+            "checkpoint": label,
+            "epoch": epoch,
+            "log10_loss_mean": log10_loss,
+            "order": 2.0,
+            "normalized_margin": 0.05,
+            "beta": 0.99,
+            "loss_weights": certificate(None, 4 * eps, 4 * eps, "loss_weights"),
+            "certificates": [certificate(tau, eps / tau, eps, "dense") for tau in (0.1, 0.5)],
+        }
+        for label, epoch, log10_loss, eps in (("1e-2", 50, -2.0, 0.08), ("last", 200, -8.0, 0.02))
+    ]
+    (path / "kkt.json").write_text(json.dumps(rows))
+    epsilon, delta = figure([path], "kkt").axes
+    lines = lines_by_label(epsilon)
+    assert sorted(lines) == ["loss_weights", "tau=0.1", "tau=0.5"]
+    np.testing.assert_allclose(lines["tau=0.5"].get_xydata(), [[-2, 0.16], [-8, 0.04]])
+    np.testing.assert_allclose(lines["loss_weights"].get_ydata(), [0.32, 0.08])
+    np.testing.assert_allclose(lines_by_label(delta)["tau=0.1"].get_ydata(), [0.08, 0.02])
+    assert epsilon.get_yscale() == "log" and epsilon.xaxis_inverted()
 
-    robustness = {
-        "eps": [0.0, 0.5, 1.0],
-        "rows": [
-            {
-                "checkpoint": "1e-2",
-                "epoch": 40,
-                "log10_loss_mean": -2.1,
-                "robust_accuracy": [1.0, 0.5, 0.1],
-            },
-            {
-                "checkpoint": "last",
-                "epoch": 200,
-                "log10_loss_mean": -8.0,
-                "robust_accuracy": [1.0, 0.8, 0.3],
-            },
-        ],
-    }
-    (path / "robustness-l2-cw-train.json").write_text(json.dumps(robustness))
+
+def test_robustness_figure_reads_the_attack_table(runs, tmp_path):
+    path = shutil.copytree(runs[0], tmp_path / "run")
+    with pytest.raises(FigureUnavailable, match="marginlab attack"):
+        figure([path], "robustness")
+    # As marginlab.measure.robustness.robustness_along_training writes it.
+    rows = [
+        {
+            "checkpoint": label,
+            "epoch": epoch,
+            "log10_loss": log10_loss,
+            "normalized_margin": 0.05,
+            "accuracy": 1.0,
+            "robust_acc@0": 1.0,
+            "robust_acc@0.5": at_half,
+            "robust_acc@1": at_one,
+            "median_distance": 0.6,
+            "median_lower_bound": 0.01,
+        }
+        for label, epoch, log10_loss, at_half, at_one in (
+            ("1e-2", 40, -2.1, 0.5, 0.1),
+            ("last", 200, -8.0, 0.8, 0.3),
+        )
+    ]
+    payload = {"norm": "l2", "attack": "cw", "options": {"steps": 10}, "split": "train", "n": 20}
+    payload.update(eps=[0.0, 0.5, 1.0], rows=rows, indices=list(range(20)), samples={})
+    (path / "robustness-l2-cw-train.json").write_text(json.dumps(payload))
     (ax,) = figure([path], "robustness").axes
     assert ax.get_title() == "l2 cw train"
     lines = lines_by_label(ax)

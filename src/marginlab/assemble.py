@@ -110,6 +110,10 @@ def assemble(config: RunConfig, data_dir: str | os.PathLike | None = None) -> As
                 f"expected one of {sorted(OBSERVERS)}"
             )
     device = resolve_device(config.device)
+    if config.threads is not None:
+        # Small models run faster on one thread: OpenMP workers on tiny kernels mostly wait,
+        # and on a shared machine they wait for each other.
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     data = build_data(config, data_dir, device=str(device))
     batch = config.train.batch_size

@@ -74,6 +74,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float64"
+    threads: int | None = None
     loss: str = "cross_entropy"
     data: DataConfig = field(default_factory=DataConfig)
     model: dict = field(default_factory=dict)
@@ -98,6 +99,7 @@ POSITIVE = {
     "train.min_alpha",
     "train.batch_size",
     "log.observers.every",
+    "threads",
     "train.chunk_size",
     "data.n_train",
     "data.n_test",

@@ -28,7 +28,11 @@ def _run(args: argparse.Namespace) -> int:
     from marginlab.training.engine import train
 
     overrides = list(args.set)
-    for value, key in ((args.seed, "seed"), (args.device, "device"), (args.dtype, "dtype")):
+    shortcuts = (
+        (args.seed, "seed"), (args.device, "device"), (args.dtype, "dtype"),
+        (args.threads, "threads"),
+    )
+    for value, key in shortcuts:
         if value is not None:
             overrides.append(f"{key}={value}")
     if args.tensorboard:
@@ -70,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"])
     run.add_argument("--dtype", choices=["float64", "float32"])
     run.add_argument("--seed", type=int)
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
     run.add_argument(
         "--tensorboard",
         action="store_true",

@@ -18,6 +18,14 @@ _LYU_LI_MNIST = {
     "log": {"every": 10, "checkpoint_decades": 5},
 }
 
+_LYU_LI_CIFAR = {
+    "loss": "cross_entropy",
+    "data": {"name": "cifar10"},
+    "model": {"kind": "vgg16", "bias": "first"},
+    "train": {"batch_size": 100, "loss_ub": 500.0, "max_epochs": 10000, "target_log10_loss": None},
+    "log": {"every": 10, "checkpoint_decades": 5},
+}
+
 
 def _variant(base: dict, **sections: dict) -> dict:
     result = copy.deepcopy(base)
@@ -48,6 +56,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
                 "target_log10_loss": -300.0,
             },
             "log": {"every": 10, "checkpoint_decades": 5},
+            "threads": 1,
         },
     ),
     "digits-mlp": (
@@ -58,6 +67,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
             "model": {"kind": "mlp", "hidden": [64, 64]},
             "train": {"schedule": "loss_based", "max_epochs": 2000, "target_log10_loss": -100.0},
             "log": {"every": 10},
+            "threads": 1,
         },
     ),
     "mnist-cnn-loss-based": (
@@ -87,37 +97,14 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "cifar-vgg-loss-based": (
         "Lyu & Li CIFAR-10 VGG-16 variant (bias in layer 1 only), SGD batch 100, loss-based "
         "schedule (loss_ub 500), 10000 epochs (a GPU job)",
-        {
-            "loss": "cross_entropy",
-            "data": {"name": "cifar10"},
-            "model": {"kind": "vgg16", "bias": "first"},
-            "train": {
-                "schedule": "loss_based",
-                "batch_size": 100,
-                "loss_ub": 500.0,
-                "max_epochs": 10000,
-                "target_log10_loss": None,
-            },
-            "log": {"every": 10, "checkpoint_decades": 5},
-        },
+        _variant(_LYU_LI_CIFAR, train={"schedule": "loss_based"}),
     ),
     "cifar-vgg-const": (
         "Lyu & Li CIFAR-10 VGG-16 variant (bias in layer 1 only), SGD batch 100, constant "
         "lr 0.1, 10000 epochs (a GPU job)",
-        {
-            "loss": "cross_entropy",
-            "data": {"name": "cifar10"},
-            "model": {"kind": "vgg16", "bias": "first"},
-            "train": {
-                "schedule": "constant",
-                "lr": 0.1,
-                "batch_size": 100,
-                "loss_ub": 500.0,
-                "max_epochs": 10000,
-                "target_log10_loss": None,
-            },
-            "log": {"every": 10, "checkpoint_decades": 1},
-        },
+        _variant(
+            _LYU_LI_CIFAR, train={"schedule": "constant", "lr": 0.1}, log={"checkpoint_decades": 1}
+        ),
     ),
     "gaussians-linear": (
         "linear classifier, logistic loss, constant-step GD on separable Gaussians "

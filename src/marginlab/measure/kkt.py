@@ -21,11 +21,12 @@ Two certificates are computed (``lyu-li.md`` B7):
 - **best**: ``min_{lambda >= 0} ||theta~ - J_A^T lambda||`` over the near-active constraints
   ``A_tau = {s~_nj <= 1 + tau}``. By Euler's identity ``J theta~ = L s~``, so this is the
   ``|A|``-variable quadratic ``1/2 lambda^T K lambda - L s~_A^T lambda`` with
-  ``K = J_A J_A^T``. It is solved densely (per-constraint gradients by ``torch.func``, then
-  Lawson-Hanson NNLS on a factor of ``K``) when ``J_A`` fits in ``memory_budget``, and
-  matrix-free otherwise (``K lambda`` as one vector-Jacobian product ``J^T lambda`` followed
-  by one Jacobian-vector product, inside a projected gradient method with Barzilai-Borwein
-  steps and exact line search).
+  ``K = J_A J_A^T``, solved exactly by an active-set NNLS (:func:`nnls_gram`) that reads
+  ``K`` one column at a time. When ``J_A`` fits in ``memory_budget`` the per-constraint
+  gradients are formed (``torch.func.vmap`` of ``grad``) and ``K = J_A J_A^T``; otherwise the
+  method is matrix-free: a column ``K e_j = J_A (J_A^T e_j)`` is one vector-Jacobian product
+  (a single sample's backward pass) followed by one Jacobian-vector product over the active
+  samples, and only the columns of constraints that enter the support are ever formed.
 
 Whatever the solver, ``eps`` is the norm of the explicitly formed residual
 ``theta~ - J_A^T lambda``, so every reported ``(eps, delta)`` is attained by the reported
@@ -39,8 +40,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import scipy.optimize
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
@@ -81,7 +80,8 @@ class Certificate:
     method : str
         ``"dense"``, ``"matrix_free"`` or ``"loss_weights"``.
     iterations : int
-        Iterations of the matrix-free solver (0 otherwise).
+        Outer iterations of the NNLS solver; each adds one column of ``K`` (in the
+        matrix-free method, one vector-Jacobian and one Jacobian-vector product).
     converged : bool
         Whether the NNLS solver met its tolerance (the certificate is valid either way).
     """
@@ -285,6 +285,11 @@ class _RescaledProblem:
             blocks.append(torch.cat([g[n].reshape(len(r), -1) for n in self.names], dim=1))
         return torch.cat(blocks)
 
+    def gram_column(self, rows: torch.Tensor, cols: torch.Tensor, j: int) -> torch.Tensor:
+        """``K e_j = J_A (J_A^T e_j)``: one constraint's gradient, then one JVP over ``A``."""
+        one = torch.ones(1, dtype=torch.float64, device=self.theta.device)
+        return self.jvp(rows, cols, self.vjp(rows[j : j + 1], cols[j : j + 1], one))
+
     def _unflatten(self, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
         pieces, start = [], 0
         for p in self.params:
@@ -300,93 +305,93 @@ class _RescaledProblem:
         return cols + (cols >= y).long()
 
 
-def nnls_gram(gram: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``min_{lambda >= 0} 1/2 lambda^T K lambda - b^T lambda`` for a PSD ``K``.
-
-    ``K = R^T R`` with ``R`` from the eigenvectors of the nonzero eigenvalues, and
-    ``b = R^T r`` (``b`` must lie in the range of ``K``, as ``L s~_A = J_A theta~`` does);
-    then Lawson-Hanson NNLS on ``||R lambda - r||`` is exact in finitely many steps.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> nnls_gram(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([2.0, -1.0])).round(12).tolist()
-    [1.0, 0.0]
-    """
-    values, vectors = np.linalg.eigh(0.5 * (gram + gram.T))
-    keep = values > max(values.max(initial=0.0), 0.0) * len(values) * np.finfo(float).eps
-    root = np.sqrt(values[keep])
-    factor = root[:, None] * vectors[:, keep].T
-    rhs = (vectors[:, keep].T @ b) / root
-    lam, _ = scipy.optimize.nnls(factor, rhs, maxiter=50 * max(1, len(b)))
-    return lam
-
-
-def nnls_projected(
-    apply_gram: Callable[[torch.Tensor], torch.Tensor],
+def nnls_gram(
+    column: Callable[[int], torch.Tensor],
     b: torch.Tensor,
-    start: torch.Tensor | None = None,
     *,
-    max_iter: int = 2000,
-    tol: float = 1e-10,
+    tol: float = 1e-12,
+    max_iter: int | None = None,
 ) -> tuple[torch.Tensor, int, bool]:
-    """Minimize ``1/2 lambda^T K lambda - b^T lambda`` over ``lambda >= 0`` with products only.
+    """Minimize ``1/2 lambda^T K lambda - b^T lambda`` over ``lambda >= 0``, reading K by column.
 
-    Projected gradient with Barzilai-Borwein steps; each trial point is followed by an exact
-    line search on the segment back to the current point (the objective is quadratic and
-    ``K d`` is the difference of two known products), so the objective decreases
-    monotonically at one product with ``K`` per iteration. Stops when the projected
-    gradient ``||lambda - max(0, lambda - g)||_inf`` is at most ``tol * ||b||_inf``.
+    The active-set method of Lawson & Hanson in its Gram form (Bro & De Jong's FNNLS): it
+    terminates with the exact solution, and it only ever touches the columns ``K[:, j]``
+    of the variables that enter the passive set. Columns are cached, so a caller that can
+    only form products with ``K`` pays one product per support variable, not one per
+    iteration. With ``K = J J^T`` and ``b = J theta`` this is
+    ``min_{lambda >= 0} ||theta - J^T lambda||``.
+
+    Parameters
+    ----------
+    column : callable
+        ``column(j)`` returns ``K[:, j]`` (float64 tensor of length ``len(b)``).
+    b : torch.Tensor
+        Linear term.
+    tol : float
+        Stop when every free gradient component ``(b - K lambda)_j`` is at most
+        ``tol * max |b|``.
+    max_iter : int, optional
+        Outer iterations (columns added); default ``3 len(b) + 10``.
 
     Returns
     -------
     lam : torch.Tensor
-        The multipliers.
     iterations : int
-        Products with ``K`` used.
+        Outer iterations used.
     converged : bool
-        Whether the tolerance was met within ``max_iter``.
+        Whether the optimality test passed within ``max_iter``.
 
     Examples
     --------
     >>> import torch
     >>> gram = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
-    >>> lam, _, ok = nnls_projected(lambda v: gram @ v, torch.tensor([1.0, -4.0]).double())
-    >>> [round(v, 8) for v in lam.tolist()], ok
+    >>> lam, _, ok = nnls_gram(lambda j: gram[:, j], torch.tensor([1.0, -4.0]).double())
+    >>> lam.tolist(), ok
     ([0.5, 0.0], True)
     """
-    lam = torch.zeros_like(b) if start is None else start.clamp_min(0.0)
-    k_lam = apply_gram(lam) if bool(lam.any()) else torch.zeros_like(b)
-    iterations = int(bool(lam.any()))
+    n = len(b)
+    max_iter = 3 * n + 10 if max_iter is None else max_iter
+    cache: dict[int, torch.Tensor] = {}
+
+    def columns(index: list[int]) -> torch.Tensor:
+        for j in index:
+            if j not in cache:
+                cache[j] = column(j).to(b)
+        return torch.stack([cache[j] for j in index], dim=1) if index else b.new_zeros((n, 0))
+
+    def solve(passive: list[int]) -> torch.Tensor:
+        # Least squares, not a plain solve: dependent constraint gradients make K_PP singular.
+        k_pp = columns(passive)[passive]
+        z = torch.linalg.lstsq(k_pp, b[passive].unsqueeze(1), driver="gelsd").solution
+        return z.squeeze(1)
+
+    lam = torch.zeros_like(b)
+    passive: list[int] = []
     threshold = tol * float(b.abs().max())
-    step = None
-    while True:
-        g = k_lam - b
-        if float((lam - (lam - g).clamp_min(0.0)).abs().max()) <= threshold:
-            return lam, iterations, True
-        if iterations >= max_iter:
-            return lam, iterations, False
-        if step is None:  # Cauchy step along the projected gradient for the first move
-            direction = (lam - g).clamp_min(0.0) - lam
-            k_dir = apply_gram(direction)
-            iterations += 1
-            curvature = float(direction @ k_dir)
-            step = float(direction @ direction) / curvature if curvature > 0 else 1.0
-        trial = (lam - step * g).clamp_min(0.0)
-        direction = trial - lam
-        k_dir = apply_gram(trial) - k_lam
-        iterations += 1
-        slope, curvature = float(g @ direction), float(direction @ k_dir)
-        if curvature <= 0.0:
-            if slope >= 0.0:  # no descent along a flat direction: at the optimum
-                return lam, iterations, True
-            t = 1.0
-        else:
-            t = min(1.0, max(0.0, -slope / curvature))
-        lam = lam + t * direction
-        k_lam = k_lam + t * k_dir
-        if curvature > 0:  # Barzilai-Borwein: s^T s / s^T K s with s = t d
-            step = float(direction @ direction) / curvature
+    gradient = b.clone()
+    for iteration in range(1, max_iter + 1):
+        free = torch.ones(n, dtype=torch.bool, device=b.device)
+        free[passive] = False
+        if not bool(free.any()) or float(gradient[free].max()) <= threshold:
+            return lam, iteration - 1, True
+        candidate = int(torch.where(free, gradient, -torch.inf).argmax())
+        passive.append(candidate)
+        z = solve(passive)
+        while bool((z <= 0).any()):
+            current = lam[passive]
+            blocking = z <= 0
+            alpha = float((current[blocking] / (current[blocking] - z[blocking])).min())
+            lam[passive] = current + alpha * (z - current)
+            kept = [j for j in passive if float(lam[j]) > 0]
+            lam[[j for j in passive if j not in kept]] = 0.0
+            if kept == passive:  # rounding left the entering column unusable: stop here
+                return lam, iteration, False
+            passive = kept
+            z = solve(passive) if passive else b.new_zeros(0)
+        lam = torch.zeros_like(b)
+        lam[passive] = z
+        gradient = b - columns(passive) @ z
+    return lam, max_iter, False
 
 
 def kkt_certificates(
@@ -399,8 +404,8 @@ def kkt_certificates(
     taus: Sequence[float] = DEFAULT_TAUS,
     method: str = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    max_iter: int = 2000,
-    tol: float = 1e-10,
+    max_iter: int | None = None,
+    tol: float = 1e-12,
     chunk_size: int = 4096,
 ) -> KKTResult:
     """Certify a trained model as an approximate KKT point of the max-margin problem.
@@ -424,7 +429,8 @@ def kkt_certificates(
     memory_budget : int
         Bytes the dense Jacobian (and the Gram matrix) may take.
     max_iter, tol : int, float
-        Matrix-free solver limits (products with ``K``; relative projected gradient).
+        Limits of the NNLS solver (:func:`nnls_gram`): outer iterations, and the relative
+        optimality tolerance.
     chunk_size : int
         Largest number of samples forwarded at once.
 
@@ -469,33 +475,26 @@ def kkt_certificates(
     dense_rows = _dense_capacity(method, len(candidates), problem.n_params, memory_budget)
     jac = problem.jacobian(rows_all[:dense_rows], cols_all[:dense_rows], memory_budget)
 
-    certificates, lam_prev = [], None
+    certificates = []
     for tau in taus:
         size = int((s_all <= 1.0 + tau).sum())
         rows, cols, s_a = rows_all[:size], cols_all[:size], s_all[:size]
         b = problem.order * s_a
         if size <= dense_rows:
             j_a = jac[:size]
-            lam = torch.from_numpy(nnls_gram((j_a @ j_a.T).cpu().numpy(), b.cpu().numpy()))
-            lam = lam.to(b)
+            gram = j_a @ j_a.T
+            lam, iterations, converged = nnls_gram(lambda j, gram=gram: gram[:, j], b, tol=tol)
             residual = problem.theta - j_a.T @ lam
-            kind, iterations, converged = "dense", 0, True
+            kind = "dense"
         else:
-            start = (
-                None
-                if lam_prev is None
-                else torch.cat([lam_prev, b.new_zeros(size - len(lam_prev))])
-            )
-            lam, iterations, converged = nnls_projected(
-                lambda v, rows=rows, cols=cols: problem.jvp(rows, cols, problem.vjp(rows, cols, v)),
+            lam, iterations, converged = nnls_gram(
+                lambda j, rows=rows, cols=cols: problem.gram_column(rows, cols, j),
                 b,
-                start,
-                max_iter=max_iter,
                 tol=tol,
+                max_iter=max_iter,
             )
             residual = problem.theta - problem.vjp(rows, cols, lam)
             kind = "matrix_free"
-        lam_prev = lam
         eps = float(residual.norm())
         classes = problem.competing_class(rows, cols)
         certificates.append(
@@ -570,3 +569,45 @@ def _loss_weight_certificate(
         method="loss_weights",
     )
     return cert, beta
+
+
+KKT_OBSERVER_KEYS = (
+    "kkt_eps_rel",
+    "kkt_delta",
+    "kkt_active",
+    "kkt_weights_eps_rel",
+    "kkt_weights_delta",
+    "kkt_beta",
+)
+
+
+def kkt_observer(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss,
+    row: dict,
+    tau: float = 0.1,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    chunk_size: int = 4096,
+) -> dict[str, float | int | None]:
+    """Observer ``kkt``: the best certificate at ``tau`` and the loss-weight certificate.
+
+    Values are ``None`` while the model does not fit the training set (``q_min <= 0``) or
+    declares no homogeneity order, so a run can switch it on from the first epoch.
+    """
+    if homogeneity_order(model) is None or not (row.get("q_min") or 0.0) > 0:
+        return dict.fromkeys(KKT_OBSERVER_KEYS)
+    result = kkt_certificates(
+        model, x, y, loss, taus=[tau], memory_budget=memory_budget, chunk_size=chunk_size
+    )
+    best = result.certificates[0]
+    values = (
+        best.eps_rel,
+        best.delta,
+        best.n_active,
+        result.loss_weights.eps_rel,
+        result.loss_weights.delta,
+        result.beta,
+    )
+    return dict(zip(KKT_OBSERVER_KEYS, values, strict=True))

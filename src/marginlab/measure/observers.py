@@ -16,7 +16,9 @@ from torch import nn
 
 from marginlab.losses import Loss
 from marginlab.measure.gradient import log_loss_and_grad
+from marginlab.measure.kkt import kkt_observer
 from marginlab.measure.margins import trainable_parameters
+from marginlab.measure.rates import rates_observer
 
 
 def alignment(
@@ -51,6 +53,8 @@ def _alignment_observer(model, x, y, loss, row, chunk_size: int = 4096) -> dict:
 
 OBSERVERS: dict[str, Callable[..., dict]] = {
     "alignment": _alignment_observer,
+    "kkt": kkt_observer,
+    "rates": rates_observer,
 }
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 from foolbox.devutils import atleast_kd, flatten
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -351,6 +352,7 @@ def _progress(enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays for results (the CLI's table)
         disable=not enabled,
     )
 
@@ -455,7 +457,7 @@ def run_attack(
         bar.advance(task, int(misclassified.sum()))
         with torch.no_grad():
             binary = model(x[:1]).shape[1] == 1
-        classifier = _TwoLogits(model) if binary else model
+        classifier = _TwoLogits(model).eval() if binary else model
         fmodel = fb.PyTorchModel(classifier, bounds=bounds, device=device)
         run = _batch_runner(attack, norm, settings, fmodel, model, eps_tuple, bounds)
         todo = (~misclassified).nonzero().squeeze(1)
@@ -691,21 +693,24 @@ def certified_radius(
 
 
 def _parse_checkpoint(spec: str | int | float) -> str | int | float:
-    """``"last"``, an epoch (``500``, ``"500"``) or a loss level (``1e-20``, ``"1e-20"``)."""
+    """``"last"``, an epoch (``500``, ``"500"``) or a loss level (``1e-20``, ``"1e-20"``).
+
+    A level stays text: :meth:`Run.checkpoint` reads it, and ``"1e-882"`` has no float64.
+    """
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return spec
     text = str(spec).strip()
-    if text == "last":
-        return text
     if text.isdigit():
         return int(text)
     try:
-        return float(text)
+        float(text)
     except ValueError:
-        raise ValueError(
-            f"checkpoints: {spec!r} is neither 'last', an epoch (e.g. 500) nor a loss level "
-            f"(e.g. 1e-20)"
-        ) from None
+        if text != "last":
+            raise ValueError(
+                f"checkpoints: {spec!r} is neither 'last', an epoch (e.g. 500) nor a loss "
+                f"level (e.g. 1e-20)"
+            ) from None
+    return text
 
 
 def result_paths(run_dir: str | os.PathLike, norm: str, attack: str, split: str) -> dict[str, Path]:

@@ -138,6 +138,10 @@ def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
     return True, log_lr_sum, log_lr, len(batches)
 
 
+def _evaluate(parts: Assembly, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+    return evaluate(parts.model, x, y, parts.loss, parts.config.train.chunk_size)
+
+
 def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
     parts, state = loop.parts, loop.state
     row = {
@@ -149,13 +153,7 @@ def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
         "train_acc": evaluation.accuracy,
     }
     if parts.data.x_test is not None:
-        test = evaluate(
-            parts.model,
-            parts.data.x_test,
-            parts.data.y_test,
-            parts.loss,
-            parts.config.train.chunk_size,
-        )
+        test = _evaluate(parts, parts.data.x_test, parts.data.y_test)
         row["test_acc"] = test.accuracy
         row["log10_test_loss_mean"] = test.log_loss_mean / LN10
     row.update(margin_metrics(evaluation, parts.model, parts.loss))
@@ -234,13 +232,7 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
         reason := _finished_reason(parts.config, state, evaluation.log_loss_mean / LN10)
     ) is None:
         completed, log_lr_sum, log_lr, steps = _train_epoch(loop)
-        attempt = evaluate(
-            parts.model,
-            parts.data.x_train,
-            parts.data.y_train,
-            parts.loss,
-            parts.config.train.chunk_size,
-        )
+        attempt = _evaluate(parts, parts.data.x_train, parts.data.y_train)
         state.attempts += 1
         accepted, state.schedule = parts.schedule.end_epoch(
             state.schedule, attempt.log_loss_mean, completed
@@ -328,13 +320,7 @@ def _restore_and_save(loop: _Loop) -> None:
 
 def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress: bool) -> None:
     fresh = state is None
-    evaluation = evaluate(
-        parts.model,
-        parts.data.x_train,
-        parts.data.y_train,
-        parts.loss,
-        parts.config.train.chunk_size,
-    )
+    evaluation = _evaluate(parts, parts.data.x_train, parts.data.y_train)
     if fresh:
         state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
     params = trainable_parameters(parts.model)

@@ -1,0 +1,49 @@
+"""``marginlab sweep``: a grid of runs as Ray tasks, with a summary table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# Columns of the printed table; summary.csv keeps every metrics column.
+SHOWN = ("trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "error")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from marginlab.commands.train import load_spec
+    from marginlab.config import apply_overrides
+    from marginlab.sweep import sweep
+
+    config = apply_overrides(load_spec(args.spec), list(args.set))
+    out = Path(args.out or f"runs/sweep-{config.get('name', 'run')}")
+    summary = sweep(
+        config,
+        args.grid,
+        out,
+        address=args.address,
+        max_parallel=args.max_parallel,
+        data_dir=args.data_dir,
+    )
+    print(summary[[c for c in SHOWN if c in summary]].to_string(index=False))
+    print(f"summary: {out / 'summary.csv'}")
+    return 1 if (summary["state"] == "failed").any() else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("sweep", help="run a grid of configurations as Ray tasks")
+    parser.add_argument("spec", help="preset name or YAML file shared by every trial")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="values of one key; the trials are the product of all --grid (repeatable)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="shared override"
+    )
+    parser.add_argument("--out", help="sweep directory (default runs/sweep-<name>)")
+    parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
+    parser.add_argument("--max-parallel", type=int, help="trials at once (default: all cores)")
+    parser.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
+    parser.set_defaults(func=_sweep)
