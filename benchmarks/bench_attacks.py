@@ -14,7 +14,7 @@ skipped with a message.
 Usage::
 
     python benchmarks/bench_attacks.py --n 100
-    python benchmarks/bench_attacks.py --n 50 --attacks cw --option steps=1000
+    python benchmarks/bench_attacks.py --n 20 --attacks l2:cw --option cw.steps=1000
 """
 
 from __future__ import annotations
@@ -68,14 +68,26 @@ def main(argv: list[str] | None = None) -> None:
         default=",".join(f"{norm}:{attack}" for norm, attack in ALL_ATTACKS),
         help="comma-separated norm:attack pairs (default all)",
     )
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="ATTACK.KEY=VALUE",
+        help="an attack option, e.g. cw.steps=1000 (repeatable; see ATTACK_OPTIONS)",
+    )
     parser.add_argument("--data-dir", default=os.environ.get("MARGINLAB_DATA"))
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     parser.add_argument("--run", help="time this run's last checkpoint instead")
     args = parser.parse_args(argv)
 
     pairs = [tuple(item.split(":")) for item in args.attacks.split(",")]
-    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+    options: dict[str, dict] = {attack: {} for attack in ATTACK_OPTIONS}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        attack, _, name = key.partition(".")
+        if attack not in options or not name:
+            parser.error(f"--option: expected ATTACK.KEY=VALUE with ATTACK in {list(options)}")
+        options[attack][name] = yaml.safe_load(value)
     dtype = getattr(torch, args.dtype)
     models = {}
     if args.run:
@@ -88,12 +100,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"skipping the MNIST CNN: {error}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-    print(f"threads {torch.get_num_threads()}, n {args.n}, {args.dtype}, options {options}")
+    changed = {attack: opts for attack, opts in options.items() if opts}
+    print(f"threads {torch.get_num_threads()}, n {args.n}, {args.dtype}, options {changed}")
     print(f"{'model':<12} {'device':<6} {'attack':<14} {'s/1000 samples':>15}")
     for name, (model, x, y) in models.items():
         for device in devices:
             for norm, attack in pairs:
-                seconds = time_attack(model, x, y, norm, attack, device, options)
+                seconds = time_attack(model, x, y, norm, attack, device, options[attack])
                 print(f"{name:<12} {device:<6} {attack + ' ' + norm:<14} {seconds:>15.1f}")
 
 

@@ -98,15 +98,19 @@ def uninterrupted(tmp_path_factory):
     return load_run(train(TINY, tmp_path_factory.mktemp("u") / "run", progress=False))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, "SIGTERM twice"])
 def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig):
     out = tmp_path / "run"
     proc = _start(tmp_path, out)
     _wait_for_rows(out, 8, proc)
-    proc.send_signal(sig)
+    if sig == "SIGTERM twice":  # as `timeout` does when it is itself terminated
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.send_signal(sig)
     proc.wait(timeout=60)
     status = load_run(out).status
-    if sig == signal.SIGINT:
+    if sig != signal.SIGKILL:
         assert proc.returncode == 130
         assert status["state"] == "interrupted"
     else:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import TYPE_CHECKING
 
-from marginlab.measure.kkt import DEFAULT_TAUS
+if TYPE_CHECKING:  # torch loads only when a command runs, so `marginlab --help` stays fast
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from marginlab.runs.run import Checkpoint, Run
 
 REFERENCE_KINDS = ("svm", "f1", "rkhs", "nonconvex")
 
@@ -27,7 +33,7 @@ def _checkpoint_spec(text: str) -> str | int | float:
         ) from None
 
 
-def _load(run, checkpoint) -> object:
+def _load(run: Run, checkpoint: Checkpoint) -> nn.Module:
     """Load the model of a kept checkpoint (``last`` for the latest state)."""
     return run.load_model("last" if checkpoint.reason == "last" else checkpoint.epoch)
 
@@ -41,13 +47,15 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 
 def _kkt(args: argparse.Namespace) -> int:
-    from marginlab.measure.kkt import kkt_certificates
+    from marginlab.measure.kkt import DEFAULT_MEMORY_BUDGET, DEFAULT_TAUS, kkt_certificates
     from marginlab.runs.run import load_run
 
+    taus = list(args.tau or DEFAULT_TAUS)
+    budget = args.memory_budget or DEFAULT_MEMORY_BUDGET
     run = load_run(args.run_dir)
     x, y = run.load_data("train")
     chosen = run.checkpoints if args.checkpoint == "all" else [run.checkpoint(args.checkpoint)]
-    header = f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'beta':>14} {'tau':>7} "
+    header = f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'1-beta':>14} {'tau':>7} "
     header += f"{'eps_rel':>10} {'delta':>10} {'active':>7}"
     print(header)
     records = []
@@ -64,8 +72,8 @@ def _kkt(args: argparse.Namespace) -> int:
                 x,
                 y,
                 run.config["loss"],
-                taus=args.tau,
-                memory_budget=args.memory_budget,
+                taus=taus,
+                memory_budget=budget,
             )
         except ValueError as error:
             record["error"] = str(error)
@@ -82,13 +90,13 @@ def _kkt(args: argparse.Namespace) -> int:
                 f"{label:>7} {cert.eps_rel:>10.3e} {cert.delta:>10.3e} {cert.n_active:>7}"
             )
             lead = " " * len(lead)
-    print("(beta column: 1 - beta; tau 'weights': the loss-weight certificate)")
-    path = run.store.write_json("kkt.json", {"taus": list(args.tau), "checkpoints": records})
+    print("(tau 'weights': the certificate with the loss weights as multipliers)")
+    path = run.store.write_json("kkt.json", {"taus": taus, "checkpoints": records})
     print(f"written: {path}")
     return 0
 
 
-def _two_layer_inputs(model, x):
+def _two_layer_inputs(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The inputs as the first layer of a ``TwoLayer`` sees them, and its weights."""
     import numpy as np
 
@@ -111,7 +119,14 @@ def _two_layer_inputs(model, x):
     return inputs, weights
 
 
-def _reference_payload(kind: str, run, model, x, y, args: argparse.Namespace) -> dict:
+def _reference_payload(
+    kind: str,
+    run: Run,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    args: argparse.Namespace,
+) -> dict:
     """Compute the reference ``kind``; return its payload with ``reference_margin``."""
     from marginlab.measure.references import (
         arccos_kernel,
@@ -241,13 +256,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tau",
         type=_positive_float,
         nargs="+",
-        default=list(DEFAULT_TAUS),
-        help="activity tolerances (default: %(default)s)",
+        help="activity tolerances (default: 0.001 0.01 0.1 1)",
     )
     kkt.add_argument(
         "--memory-budget",
         type=int,
-        default=256 * 2**20,
         help="bytes for a dense Jacobian; above it the solve is matrix-free (default 256 MiB)",
     )
     kkt.set_defaults(func=_kkt)

@@ -50,8 +50,8 @@ from marginlab.measure.margins import homogeneity_order, pairwise_margins
 DEFAULT_TAUS: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0)
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 METHODS = ("auto", "dense", "matrix_free")
-# Bytes per Jacobian entry in the dense path: the rows themselves plus vmap's per-sample
-# gradient buffers and activations, measured to stay below this multiple of 8.
+# One vmap call of the dense path forms budget / (8 * _DENSE_OVERHEAD * n_params) rows, which
+# leaves room in the budget for its per-sample activations and gradient buffers.
 _DENSE_OVERHEAD = 4
 
 
@@ -346,7 +346,7 @@ def nnls_gram(
     >>> import torch
     >>> gram = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
     >>> lam, _, ok = nnls_gram(lambda j: gram[:, j], torch.tensor([1.0, -4.0]).double())
-    >>> lam.tolist(), ok
+    >>> lam.round(decimals=12).tolist(), ok
     ([0.5, 0.0], True)
     """
     n = len(b)
@@ -360,34 +360,43 @@ def nnls_gram(
         return torch.stack([cache[j] for j in index], dim=1) if index else b.new_zeros((n, 0))
 
     def solve(passive: list[int]) -> torch.Tensor:
-        # Least squares, not a plain solve: dependent constraint gradients make K_PP singular.
-        k_pp = columns(passive)[passive]
-        z = torch.linalg.lstsq(k_pp, b[passive].unsqueeze(1), driver="gelsd").solution
-        return z.squeeze(1)
+        k_pp, rhs = columns(passive)[passive], b[passive].unsqueeze(1)
+        factor, info = torch.linalg.cholesky_ex(k_pp)
+        if int(info) == 0:
+            z = torch.cholesky_solve(rhs, factor)
+            if float((k_pp @ z - rhs).norm()) <= 1e-10 * float(rhs.norm()):
+                return z.squeeze(1)
+        # Dependent constraint gradients make K_PP singular: pivoted-QR least squares.
+        return torch.linalg.lstsq(k_pp, rhs, driver="gelsy").solution.squeeze(1)
 
     lam = torch.zeros_like(b)
     passive: list[int] = []
+    # Variables whose entry rounding undid at once (the Lawson-Hanson anti-cycling rule):
+    # skipped until the solution next changes.
+    rejected: list[int] = []
     threshold = tol * float(b.abs().max())
     gradient = b.clone()
     for iteration in range(1, max_iter + 1):
         free = torch.ones(n, dtype=torch.bool, device=b.device)
         free[passive] = False
-        if not bool(free.any()) or float(gradient[free].max()) <= threshold:
-            return lam, iteration - 1, True
+        optimal = not bool(free.any()) or float(gradient[free].max()) <= threshold
+        free[rejected] = False
+        if optimal or not bool(free.any()) or float(gradient[free].max()) <= threshold:
+            return lam, iteration - 1, optimal
         candidate = int(torch.where(free, gradient, -torch.inf).argmax())
+        before = list(passive)
         passive.append(candidate)
         z = solve(passive)
         while bool((z <= 0).any()):
             current = lam[passive]
-            blocking = z <= 0
-            alpha = float((current[blocking] / (current[blocking] - z[blocking])).min())
+            blocking = torch.nonzero(z <= 0).squeeze(1)
+            ratios = current[blocking] / (current[blocking] - z[blocking])
+            alpha = float(ratios.min())
             lam[passive] = current + alpha * (z - current)
-            kept = [j for j in passive if float(lam[j]) > 0]
-            lam[[j for j in passive if j not in kept]] = 0.0
-            if kept == passive:  # rounding left the entering column unusable: stop here
-                return lam, iteration, False
-            passive = kept
+            lam[passive[int(blocking[ratios.argmin()])]] = 0.0  # exactly, despite rounding
+            passive = [j for j in passive if float(lam[j]) > 0]
             z = solve(passive) if passive else b.new_zeros(0)
+        rejected = rejected + [candidate] if passive == before else []
         lam = torch.zeros_like(b)
         lam[passive] = z
         gradient = b - columns(passive) @ z
@@ -483,7 +492,9 @@ def kkt_certificates(
         if size <= dense_rows:
             j_a = jac[:size]
             gram = j_a @ j_a.T
-            lam, iterations, converged = nnls_gram(lambda j, gram=gram: gram[:, j], b, tol=tol)
+            lam, iterations, converged = nnls_gram(
+                lambda j, gram=gram: gram[:, j], b, tol=tol, max_iter=max_iter
+            )
             residual = problem.theta - j_a.T @ lam
             kind = "dense"
         else:

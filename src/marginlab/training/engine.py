@@ -279,9 +279,12 @@ def _session(loop: _Loop, evaluation: Evaluation) -> None:
     store, state = loop.store, loop.state
 
     def terminate(signum: int, frame: object) -> None:
+        # A second signal (e.g. `timeout` forwarding SIGTERM) must not cut the save short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     store.write_status("running", pid=os.getpid())
     try:
         reason = _loop(loop, evaluation)
@@ -305,7 +308,8 @@ def _session(loop: _Loop, evaluation: Evaluation) -> None:
         store.write_status("failed", f"{type(error).__name__}: {error}", epoch=state.epoch)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         loop.progress.close()
         if loop.tensorboard is not None:
             loop.tensorboard.close()
