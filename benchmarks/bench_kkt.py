@@ -30,7 +30,10 @@ from marginlab.numerics import LN10
 def _trained(name: str, overrides: dict, scratch: Path, data_dir: str | None) -> Path:
     config = preset(name)
     for section, values in overrides.items():
-        config[section].update(values)
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
     print(f"training {name} {overrides} ...", flush=True)
     started = time.perf_counter()
     path = train(config, scratch / name, data_dir=data_dir, progress=False)
@@ -91,6 +94,7 @@ def main() -> None:
             mnist = _trained(
                 "mnist-cnn-loss-based",
                 {
+                    "dtype": "float32",  # training speed; the certificate works in float64
                     "data": {"n_train": 2000, "n_test": 100},
                     "train": {"max_epochs": 200, "target_log10_loss": -6.0},
                 },

@@ -113,6 +113,8 @@ def test_loss_level_checkpoints_are_first_epochs_below_each_level(finished_run):
     assert run.checkpoint(1e-2).epoch == kept[0].epoch
     with pytest.raises(KeyError, match="never fell below"):
         run.checkpoint(1e-200)
+    with pytest.raises(KeyError, match="never fell below"):
+        run.checkpoint("1e-882")  # below float64: parsed exactly, not as 0
 
 
 def test_rejected_attempts_restore_the_weights_and_do_not_count(tmp_path):
@@ -177,3 +179,11 @@ def test_saved_config_is_the_resolved_one(finished_run):
     assert validate(run.config).train.alpha_up == pytest.approx(2**0.2)
     env = json.loads((finished_run / "environment.json").read_text())
     assert env["torch"] == torch.__version__
+
+
+def test_loss_levels_below_float64_select_the_right_checkpoint(tmp_path):
+    run = load_run(train(tiny_config(max_epochs=2), tmp_path / "r", progress=False))
+    entry = {"epoch": 999, "log10_loss_mean": -900.5, "file": "deep.safetensors", "reason": "x"}
+    run.store.record_checkpoint(entry)
+    assert run.checkpoint("1e-882").epoch == 999
+    assert run.checkpoint(1e-100).epoch == 999  # below float32's range too
