@@ -29,7 +29,9 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = list(args.set)
     shortcuts = (
-        (args.seed, "seed"), (args.device, "device"), (args.dtype, "dtype"),
+        (args.seed, "seed"),
+        (args.device, "device"),
+        (args.dtype, "dtype"),
         (args.threads, "threads"),
     )
     for value, key in shortcuts:

@@ -103,7 +103,7 @@ def evaluate(
     for start in range(0, len(x), chunk_size):
         s = pairwise_margins(model(x[start : start + chunk_size]), y[start : start + chunk_size])
         log_losses.append(loss.log_per_sample(s))
-        margins.append(s.min(dim=1).values)
+        margins.append(s.amin(dim=1))
     return Evaluation(torch.cat(log_losses), torch.cat(margins))
 
 
