@@ -1,0 +1,228 @@
+"""One self-contained HTML report of one or several runs: setup, summary and every figure.
+
+The file has no external references (no CDN, scripts, fonts or links): figures are
+embedded as base64 PNG, so it opens offline and can be mailed or archived as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import yaml
+
+import marginlab
+from marginlab.numerics import format_log10
+from marginlab.runs.plots import FIGURES, FigureUnavailable, figure, open_runs, threshold_row
+from marginlab.runs.run import Run
+
+REPORT_FIGURES = ("loss", "margins", "norms", "lr", "kkt", "robustness", "boundary")
+REPORT_DPI = 150
+DISPLAY_PX_PER_INCH = 110
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px;
+       padding: 0 1em; color: #111; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left;
+         vertical-align: top; }
+th[scope=row] { font-weight: normal; color: #444; background: #f6f6f6; }
+td { font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
+figcaption, .note { color: #555; font-size: 0.9em; }
+pre { background: #f6f6f6; padding: 0.6em; font-size: 0.8em; overflow-x: auto; }
+"""
+
+
+def _number(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(_number(v) for v in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _percent(value: object) -> str:
+    return "-" if value is None or value != value else f"{100 * value:.2f}%"
+
+
+def _log10(value: object) -> str:
+    return format_log10(None if value is None else float(value), 3)
+
+
+# Rows of the summary table: label -> how to show the last metrics row.
+SUMMARY: dict[str, Callable[[dict], str]] = {
+    "epochs": lambda row: _number(row.get("epoch")),
+    "training loss (mean)": lambda row: _log10(row.get("log10_loss_mean")),
+    "training loss (sum)": lambda row: _log10(row.get("log10_loss_sum")),
+    "test loss (mean)": lambda row: _log10(row.get("log10_test_loss_mean")),
+    "train accuracy": lambda row: _percent(row.get("train_acc")),
+    "test accuracy": lambda row: _percent(row.get("test_acc")),
+    "q_min": lambda row: _number(row.get("q_min")),
+    "normalized margin / rho^L": lambda row: _number(row.get("normalized_margin")),
+    "normalized margin / prod ||w_i||": lambda row: _number(row.get("normalized_margin_layers")),
+    "smoothed margin / rho^L": lambda row: _number(row.get("smoothed_margin")),
+    "smoothed margin / prod ||w_i||": lambda row: _number(row.get("smoothed_margin_layers")),
+    "parameter norm rho": lambda row: _number(row.get("param_norm")),
+    "layer norms": lambda row: _number(row.get("layer_norms")),
+    "alpha": lambda row: _number(row.get("alpha")),
+    "learning rate": lambda row: _log10(row.get("log10_lr")),
+    "accumulated learning rate T": lambda row: _log10(row.get("log10_accumulated_lr")),
+    "rollbacks": lambda row: _number(row.get("rollbacks")),
+    "wall time": lambda row: f"{row.get('wall_time') or 0.0:.1f} s",
+}
+ENVIRONMENT = (
+    "marginlab",
+    "python",
+    "torch",
+    "numpy",
+    "device",
+    "device_name",
+    "threads",
+    "platform",
+    "data_dir",
+    "started",
+)
+
+
+def _table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
+    """A table with one column per run and one row per quantity (all cells escaped)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
+    body = "".join(
+        f'<tr><th scope="row">{html.escape(name)}</th>'
+        + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells)
+        + "</tr>"
+        for name, cells in rows.items()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _setup_section(runs: Mapping[str, Run]) -> str:
+    def describe(run: Run) -> dict[str, str]:
+        config, status, env = run.config, run.status, run.environment
+        data, train = config.get("data", {}), config.get("train", {})
+        return {
+            "directory": str(run.path),
+            "status": f"{status.get('state', '-')}: {status.get('message', '')}".strip(": "),
+            "seed": _number(config.get("seed")),
+            "data": ", ".join(
+                [str(data.get("name"))] + [f"{k}={v}" for k, v in data.items() if k != "name" and v]
+            ),
+            "model": ", ".join(f"{k}={v}" for k, v in config.get("model", {}).items()),
+            "loss": str(config.get("loss")),
+            "schedule": f"{train.get('schedule')} (batch {train.get('batch_size') or 'full'})",
+            "dtype": str(config.get("dtype")),
+            **{key: _number(env.get(key)) for key in ENVIRONMENT},
+        }
+
+    described = [describe(run) for run in runs.values()]
+    rows = {key: [d[key] for d in described] for key in described[0]}
+    configs = "".join(
+        f"<details><summary>config.yaml of {html.escape(label)}</summary>"
+        f"<pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}</pre></details>"
+        for label, run in runs.items()
+    )
+    return f"<h2>Runs: configuration and environment</h2>{_table(runs, rows)}{configs}"
+
+
+def _summary_section(runs: Mapping[str, Run]) -> str:
+    last, crossed = [], []
+    for run in runs.values():
+        metrics = run.metrics
+        last.append(metrics.iloc[-1].to_dict() if len(metrics) else {})
+        row = threshold_row(metrics)
+        crossed.append("-" if row is None else str(int(metrics["epoch"].iloc[row])))
+    rows = {name: [show(row) for row in last] for name, show in SUMMARY.items()}
+    rows["summed loss below l(0) from epoch"] = crossed
+    return f"<h2>Summary (last logged epoch)</h2>{_table(runs, rows)}"
+
+
+def _img(what: str, runs: Mapping[str, Run]) -> str:
+    """Figure ``what`` as an ``<img>`` holding a base64 PNG.
+
+    The display width follows the figure's size in inches, so text has the same size in
+    figures of two and of three panels; the PNG has more pixels than that for sharpness.
+    """
+    fig = figure(runs.values(), what)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=REPORT_DPI)
+    source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    width = round(fig.get_figwidth() * DISPLAY_PX_PER_INCH)
+    return f'<img src="{source}" width="{width}" alt="{html.escape(what)} figure">'
+
+
+def _figure_section(runs: Mapping[str, Run]) -> str:
+    parts = ["<h2>Figures</h2>"]
+    for what in REPORT_FIGURES:
+        try:
+            image = _img(what, runs)
+        except FigureUnavailable as reason:
+            parts.append(f'<p class="note">{html.escape(what)}: {html.escape(str(reason))}</p>')
+            continue
+        parts.append(
+            f'<figure id="figure-{what}">{image}'
+            f"<figcaption>{html.escape(what)}: {html.escape(FIGURES[what])}.</figcaption>"
+            "</figure>"
+        )
+    return "".join(parts)
+
+
+def write_report(
+    run_dirs: Iterable[str | os.PathLike | Run], out: str | os.PathLike | None = None
+) -> Path:
+    """Write one self-contained HTML report of one or several runs (overlaid in figures).
+
+    Parameters
+    ----------
+    run_dirs : iterable of paths or Run
+        Run directories; several are compared in one table and overlaid in each figure.
+    out : path, optional
+        The HTML file; defaults to ``report.html`` in the first run directory.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab import train
+    >>> from marginlab.experiments.presets import preset
+    >>> config = preset("digits-mlp")
+    >>> config["train"]["max_epochs"] = 2
+    >>> path = train(config, tempfile.mkdtemp() + "/r", progress=False)
+    >>> write_report([path]).name
+    'report.html'
+    """
+    runs = open_runs(run_dirs)
+    if not runs:
+        raise ValueError("report: give at least one run directory")
+    path = Path(out) if out else next(iter(runs.values())).path / "report.html"
+    title = f"marginlab report: {', '.join(runs)}"
+    generated = (
+        f"generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} by marginlab {marginlab.__version__}"
+    )
+    body = "".join(
+        [
+            f'<h1>{html.escape(title)}</h1><p class="note">{html.escape(generated)}</p>',
+            _setup_section(runs),
+            _summary_section(runs),
+            _figure_section(runs),
+        ]
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
