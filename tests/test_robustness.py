@@ -216,26 +216,20 @@ def test_attack_does_not_touch_the_global_rng_or_the_models_mode(samples):
     model, x, y = samples
     model.train()
     state = torch.get_rng_state()
-    first = run_attack(
-        model,
-        x[:8],
-        y[:8],
-        attack="pgd",
-        norm="linf",
-        progress=False,
-        eps=[0.05, 0.1],
-        options={"restarts": 1, "steps": 10},
-    )
-    again = run_attack(
-        model,
-        x[:8],
-        y[:8],
-        attack="pgd",
-        norm="linf",
-        progress=False,
-        eps=[0.05, 0.1],
-        options={"restarts": 1, "steps": 10},
-    )
+
+    def attack():
+        return run_attack(
+            model,
+            x[:8],
+            y[:8],
+            attack="pgd",
+            norm="linf",
+            progress=False,
+            eps=[0.05, 0.1],
+            options={"restarts": 1, "steps": 10},
+        )
+
+    first, again = attack(), attack()
     assert torch.equal(state, torch.get_rng_state())
     assert model.training
     model.eval()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -64,8 +63,7 @@ class Run:
 
     @property
     def environment(self) -> dict:
-        path = self.path / "environment.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return self.store.read_json("environment.json")
 
     @property
     def checkpoints(self) -> list[Checkpoint]:

@@ -97,7 +97,11 @@ class RunStore:
         _atomic_write_text(self.path / "status.json", json.dumps(_clean(payload), indent=1))
 
     def read_status(self) -> dict:
-        path = self.path / "status.json"
+        return self.read_json("status.json")
+
+    def read_json(self, name: str) -> dict:
+        """Read a JSON file of the run (``{}`` when it does not exist yet)."""
+        path = self.path / name
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
     def write_json(self, name: str, payload: Any) -> Path:

@@ -11,7 +11,6 @@ so nothing underflows however small the loss gets.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -432,16 +431,9 @@ def resume(
     config = validate(apply_overrides(store.read_config(), overrides))
     tensors, saved = store.load_checkpoint(LATEST)
     state = TrainState.from_dict(saved)
-    parts = assemble(config, data_dir or _recorded_data_dir(store))
+    parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
     parts.model.load_state_dict(tensors)
     store.write_config(config.to_dict())
     store.truncate_after(state.epoch)
     _start(parts, store, state, progress)
     return store.path
-
-
-def _recorded_data_dir(store: RunStore) -> str | None:
-    path = store.path / "environment.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get("data_dir")
