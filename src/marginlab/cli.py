@@ -8,7 +8,7 @@ from importlib import import_module
 
 from marginlab.config import ConfigError
 
-COMMAND_MODULES = ("train", "plots", "robustness", "diagnose", "sweep")
+COMMAND_MODULES = ("train", "plots", "robustness", "diagnose", "sweep", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,7 +92,7 @@ ENVIRONMENT = (
 )
 
 
-def _table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
+def html_table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
     """A table with one column per run and one row per quantity (all cells escaped)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
     body = "".join(
@@ -129,7 +129,7 @@ def _setup_section(runs: Mapping[str, Run]) -> str:
         f"<pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}</pre></details>"
         for label, run in runs.items()
     )
-    return f"<h2>Runs: configuration and environment</h2>{_table(runs, rows)}{configs}"
+    return f"<h2>Runs: configuration and environment</h2>{html_table(runs, rows)}{configs}"
 
 
 def _summary_section(runs: Mapping[str, Run]) -> str:
@@ -141,7 +141,7 @@ def _summary_section(runs: Mapping[str, Run]) -> str:
         crossed.append("-" if row is None else str(int(metrics["epoch"].iloc[row])))
     rows = {name: [show(row) for row in last] for name, show in SUMMARY.items()}
     rows["summed loss below l(0) from epoch"] = crossed
-    return f"<h2>Summary (last logged epoch)</h2>{_table(runs, rows)}"
+    return f"<h2>Summary (last logged epoch)</h2>{html_table(runs, rows)}"
 
 
 def _img(what: str, runs: Mapping[str, Run]) -> str:
@@ -153,9 +153,23 @@ def _img(what: str, runs: Mapping[str, Run]) -> str:
     fig = figure(runs.values(), what)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=REPORT_DPI)
-    source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    width = round(fig.get_figwidth() * DISPLAY_PX_PER_INCH)
-    return f'<img src="{source}" width="{width}" alt="{html.escape(what)} figure">'
+    return image_tag(buffer.getvalue(), fig.get_figwidth(), f"{what} figure")
+
+
+def image_tag(png: bytes, width_inches: float, alt: str) -> str:
+    """An ``<img>`` holding ``png`` as base64, displayed at the figure's size in inches."""
+    source = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    width = round(width_inches * DISPLAY_PX_PER_INCH)
+    return f'<img src="{source}" width="{width}" alt="{html.escape(alt)}">'
+
+
+def html_page(title: str, body: str) -> str:
+    """A complete HTML document with the report style and no external references."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
 
 
 def _figure_section(runs: Mapping[str, Run]) -> str:
@@ -218,11 +232,6 @@ def write_report(
             _figure_section(runs),
         ]
     )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
-        f"<body>{body}</body></html>\n"
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    path.write_text(html_page(title, body), encoding="utf-8")
     return path

@@ -1,0 +1,221 @@
+"""``marginlab reproduce``: run a paper's experiments, check its claims, write the verdicts.
+
+For each paper, :data:`PAPERS` names the module whose ``reproduce(study)`` runs the
+experiments at the study's scale and records one :class:`~marginlab.experiments.claims.Claim`
+per claim. The result is ``OUT/claims.json`` and ``OUT/claims.html`` (one self-contained page:
+the claims table, then each paper's figures).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from importlib import import_module
+from pathlib import Path
+
+import marginlab
+from marginlab.experiments.claims import Claim, check, counts, write_claims
+from marginlab.experiments.study import SCALES, FigureFile, Study
+from marginlab.runs.report import html_page, image_tag
+
+# key -> (citation, module under marginlab.experiments.papers)
+PAPERS: dict[str, tuple[str, str]] = {
+    "lyu-li": (
+        "Lyu & Li 2020, Gradient descent maximizes the margin of homogeneous neural networks",
+        "lyu_li",
+    ),
+    "chizat-bach": (
+        "Chizat & Bach 2020, Implicit bias of gradient descent for wide two-layer neural "
+        "networks trained with the logistic loss",
+        "chizat_bach",
+    ),
+    "vardi": (
+        "Vardi, Shamir & Srebro 2022, On margin maximization in linear and ReLU networks",
+        "vardi",
+    ),
+    "cai": (
+        "Cai, Wu, Mei, Lindsey & Bartlett 2024, Large stepsize gradient descent for "
+        "non-homogeneous two-layer networks",
+        "cai",
+    ),
+    "soudry": (
+        "Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018, The implicit bias of gradient "
+        "descent on separable data",
+        "soudry",
+    ),
+}
+
+
+def papers_for(paper: str) -> list[str]:
+    """The paper keys that ``paper`` (a key or ``all``) stands for."""
+    if paper == "all":
+        return list(PAPERS)
+    if paper not in PAPERS:
+        raise KeyError(f"PAPER: expected one of {', '.join(PAPERS)} or all, got {paper!r}")
+    return [paper]
+
+
+def run_paper(study: Study) -> None:
+    """Run one paper's reproduction into ``study``; a crash becomes a FAIL row, not an abort."""
+    module = import_module(f"marginlab.experiments.papers.{PAPERS[study.paper][1]}")
+    try:
+        module.reproduce(study)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # one paper's failure must not lose the others' verdicts
+        study.log(traceback.format_exc())
+        study.claims.append(
+            check(
+                study.paper,
+                "completed",
+                "the reproduction runs to the end",
+                ours=f"{type(error).__name__}: {error}",
+                passed=False,
+                tolerance="no error",
+            )
+        )
+
+
+def reproduce(
+    paper: str,
+    scale: str = "ci",
+    out: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Reproduce one paper (or ``all``) at a scale and write ``claims.json`` and ``claims.html``.
+
+    Parameters
+    ----------
+    paper : str
+        A key of :data:`PAPERS`, or ``all``.
+    scale : {"ci", "cpu", "full"}
+        ``ci``: minutes on 2 CPU cores; ``cpu``: about an hour; ``full``: the paper's scale.
+    out : path, optional
+        Output folder (default ``reproduce/<paper>-<scale>``); each paper's runs and figures
+        go to ``OUT/<paper>``. Finished runs found there are reused.
+    data_dir : path, optional
+        Where MNIST / CIFAR-10 live (default ``$MARGINLAB_DATA``).
+    verbose : bool
+        Print progress and each verdict to stderr.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding ``claims.json`` and ``claims.html``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab.experiments.claims import read_claims
+    >>> out = reproduce("soudry", "ci", tempfile.mkdtemp())  # doctest: +SKIP
+    >>> {c.verdict for c in read_claims(out / "claims.json")}  # doctest: +SKIP
+    {'PASS'}
+    """
+    keys = papers_for(paper)
+    if scale not in SCALES:
+        raise ValueError(f"--scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    root = Path(out) if out else Path("reproduce") / f"{paper}-{scale}"
+    data_dir = None if data_dir is None else str(data_dir)
+    started = time.time()
+    claims: list[Claim] = []
+    figures: list[FigureFile] = []
+    seconds: dict[str, float] = {}
+    for key in keys:
+        study = Study(key, scale, root / key, data_dir, verbose)
+        run_paper(study)
+        claims += study.claims
+        figures += study.figures
+        seconds[key] = round(time.perf_counter() - study.started, 1)
+        meta = {
+            "papers": keys,
+            "scale": scale,
+            "seconds": seconds,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
+            "marginlab": marginlab.__version__,
+            "python": platform.python_version(),
+            "data_dir": data_dir or os.environ.get("MARGINLAB_DATA"),
+        }
+        # written after every paper, so an interruption keeps the verdicts already reached
+        write_claims(claims, root / "claims.json", **meta)
+        write_claims_html(claims, figures, root / "claims.html", meta)
+    return root
+
+
+def claims_table(claims: Sequence[Claim]) -> str:
+    """The claims as a plain-text table (one line per claim) for the terminal."""
+    rows = [("paper", "claim", "paper value", "ours", "verdict")]
+    rows += [(c.paper, c.key, c.paper_value or "-", c.ours or "-", c.verdict) for c in claims]
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
+
+    def line(row: Iterable[str]) -> str:
+        cells = [
+            cell if len(cell) <= w else cell[: w - 1] + "~"
+            for cell, w in zip(row, widths, strict=True)
+        ]
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in counts(claims).items())
+    return "\n".join([line(rows[0]), *(line(r) for r in rows[1:]), tally])
+
+
+VERDICT_STYLE = {
+    "PASS": "color:#064",
+    "FAIL": "color:#a00;font-weight:bold",
+    "NOT RUN": "color:#555",
+}
+
+
+def write_claims_html(
+    claims: Sequence[Claim], figures: Sequence[FigureFile], path: Path, meta: dict
+) -> Path:
+    """One self-contained page: the claims, then each paper's figures (base64 PNG)."""
+    escape = html.escape
+    head = ("paper", "claim", "statement", "paper", "ours", "tolerance", "verdict", "note")
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{escape(cell or '-')}</td>"
+            for cell in (c.paper, c.key, c.statement, c.paper_value, c.ours, c.tolerance)
+        )
+        + f'<td style="{VERDICT_STYLE[c.verdict]}">{escape(c.verdict)}</td>'
+        + f"<td>{escape(c.note)}</td></tr>"
+        for c in claims
+    )
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in counts(claims).items())
+    parts = [
+        f"<h1>marginlab reproduce: {escape(', '.join(meta['papers']))} at scale "
+        f"{escape(meta['scale'])}</h1>",
+        f'<p class="note">started {escape(meta["started"])}, marginlab {escape(meta["marginlab"])}'
+        f"; seconds per paper: {escape(str(meta['seconds']))}. {escape(tally)}.</p>",
+        "<h2>Claims</h2><table><thead><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + f"</tr></thead><tbody>{rows}</tbody></table>",
+    ]
+    for key in meta["papers"]:
+        chosen = [f for f in figures if f.paper == key]
+        if not chosen:
+            continue
+        parts.append(f"<h2>{escape(PAPERS[key][0])}</h2>")
+        for figure in chosen:
+            width = _png_width_inches(figure.path)
+            parts.append(
+                f"<figure>{image_tag(figure.path.read_bytes(), width, figure.caption)}"
+                f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
+            )
+    path.write_text(html_page("marginlab reproduce", "".join(parts)), encoding="utf-8")
+    return path
+
+
+def _png_width_inches(path: Path) -> float:
+    from PIL import Image
+
+    from marginlab.runs.plots import RASTER_DPI
+
+    with Image.open(path) as image:
+        return image.width / RASTER_DPI
