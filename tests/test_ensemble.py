@@ -64,3 +64,44 @@ def test_ensemble_follows_the_engine(tmp_path) -> None:
 def test_ensemble_rejects_mixed_architectures() -> None:
     with pytest.raises(ConfigError, match="architecture"):
         train_ensemble(CONFIG, overrides=[["model.width=20"], ["model.width=30"]])
+
+
+MULTICLASS = {
+    "loss": "cross_entropy",
+    "data": {"name": "digits", "classes": [0, 1, 2], "n_train": 90, "subset": "random"},
+    "model": {"kind": "mlp", "hidden": [8]},
+    "train": {"schedule": "loss_based", "max_epochs": 12, "target_log10_loss": None},
+    "log": {"every": 4},
+}
+
+
+def test_multiclass_ensemble_follows_the_engine(tmp_path) -> None:
+    """Cross-entropy over 3 classes: the pairwise margins are vmapped too."""
+    result = train_ensemble(MULTICLASS, seeds=[5])
+    path = train({**MULTICLASS, "seed": 5}, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["epoch"] in set(result.metrics["epoch"])]
+    assert result.metrics["epoch"].tolist() == [r["epoch"] for r in rows]
+    expected = torch.tensor([r["log10_loss_mean"] for r in rows], dtype=torch.float64)
+    got = torch.tensor(result.metrics["log10_loss_mean"].to_numpy())
+    assert torch.allclose(got, expected, rtol=1e-5, atol=0.0)
+
+
+def test_run_replicas_writes_every_seed(tmp_path, capsys) -> None:
+    from marginlab.cli import main
+
+    spec = tmp_path / "small.yaml"
+    spec.write_text(json.dumps({**MULTICLASS, "seed": 3}))  # JSON is YAML
+    out = tmp_path / "ensemble"
+    assert main(["run", str(spec), "--replicas", "2", "--out", str(out)]) == 0
+    import pandas as pd
+
+    final = pd.read_csv(out / "final.csv")
+    assert final["seed"].tolist() == [3, 4]
+    assert (final["epoch"] == 12).all()
+    assert set(pd.read_csv(out / "metrics.csv")["replica"]) == {0, 1}
+    assert "ensemble directory" in capsys.readouterr().out
+    # a minibatch configuration is refused with the field to change
+    status = main(["run", str(spec), "--replicas", "2", "--set", "train.batch_size=10"])
+    assert status == 2
+    assert "train.batch_size" in capsys.readouterr().err

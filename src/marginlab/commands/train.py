@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marginlab.config import ConfigError, apply_overrides, load_config_file, validate
+from marginlab.config import ConfigError, RunConfig, apply_overrides, load_config_file, validate
 from marginlab.experiments.presets import PRESETS, preset
 
 
@@ -40,8 +40,38 @@ def _run(args: argparse.Namespace) -> int:
     if args.tensorboard:
         overrides.append("log.tensorboard=true")
     config = validate(apply_overrides(load_spec(args.spec), overrides))
+    if args.replicas is not None:
+        return _run_replicas(config, args)
     path = train(config, args.out, data_dir=args.data_dir)
     print(f"run directory: {path}\nplot: {plot_training(path)}")
+    return 0
+
+
+def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
+    """``--replicas K``: seeds ``seed .. seed+K-1`` in one batched program (full batch)."""
+    import time
+
+    import yaml
+
+    from marginlab.training.ensemble import train_ensemble
+
+    if args.replicas < 1:
+        raise ConfigError(f"--replicas: expected a positive count, got {args.replicas}")
+    seeds = list(range(config.seed, config.seed + args.replicas))
+    out = Path(args.out or f"runs/{config.name}-x{args.replicas}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (out / "metrics.csv").exists():
+        raise FileExistsError(f"{out} already holds an ensemble; choose another --out")
+    result = train_ensemble(config, seeds=seeds, data_dir=args.data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({**config.to_dict(), "replicas": seeds}, sort_keys=False)
+    )
+    result.metrics.to_csv(out / "metrics.csv", index=False)
+    final = result.final
+    final.to_csv(out / "final.csv")
+    columns = ["seed", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "reason"]
+    print(final[columns].to_string(float_format=lambda v: f"{v:.6g}"))
+    print(f"ensemble directory: {out} (metrics.csv: every replica's logged epochs)")
     return 0
 
 
@@ -81,6 +111,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tensorboard",
         action="store_true",
         help="write the metrics as TensorBoard scalars to RUN_DIR/tensorboard while training",
+    )
+    run.add_argument(
+        "--replicas",
+        type=int,
+        metavar="K",
+        help="train K seeds (seed, seed+1, ...) in one batched program; full-batch configs "
+        "only; writes metrics.csv and final.csv instead of a run directory",
     )
     run.set_defaults(func=_run)
 

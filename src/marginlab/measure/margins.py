@@ -46,9 +46,10 @@ def pairwise_margins(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if out.shape[1] == 1:
         sign = 2.0 * y.to(out.dtype) - 1.0
         return (sign * out[:, 0]).unsqueeze(1)
-    n, c = out.shape
-    true_class = nn.functional.one_hot(y, c).bool()
-    others = out[~true_class].view(n, c - 1)
+    # column j of the others is class j, or j + 1 from the true class on; gathers, not masks,
+    # so that the function also runs under vmap (ensembles)
+    columns = torch.arange(out.shape[1] - 1, device=out.device).unsqueeze(0)
+    others = out.gather(1, columns + (columns >= y.unsqueeze(1)).long())
     return out.gather(1, y.unsqueeze(1)) - others
 
 
