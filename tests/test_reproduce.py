@@ -160,3 +160,25 @@ def test_reproduce_all_at_ci_scale_passes_every_claim_it_runs(tmp_path, capsys):
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
     assert not [a for t, a in parser.tags if t in ("script", "link")]
     assert page.count("<tr>") == len(claims) + 1
+
+
+@pytest.mark.parametrize("scale", ["ci", "cpu", "full"])
+def test_every_lyu_li_scale_builds_valid_run_configs(scale):
+    from marginlab.config import validate
+    from marginlab.experiments.papers.lyu_li import SETTINGS, _cnn_config, _gd_config
+
+    setting = SETTINGS[scale]
+    based = validate(_cnn_config(setting, {"schedule": "loss_based"}, setting.max_epochs))
+    const = validate(_cnn_config(setting, {"schedule": "constant", "lr": setting.const_lr}, 10))
+    assert based.train.schedule == "loss_based" and based.train.batch_size == (
+        50 if scale == "ci" else 100
+    )
+    assert const.train.target_log10_loss is None and const.train.lr == setting.const_lr
+    assert based.model["bias"] == "first"
+    for schedule in ("constant", "loss_based"):
+        gd = validate(_gd_config(setting, schedule))
+        assert gd.train.batch_size is None and gd.model["activation"] == "relu_k"
+    if scale == "full":  # the paper's own run: all of MNIST, its CNN, 10000 epochs
+        assert based.data.n_train is None and based.train.max_epochs == 10000
+        assert based.model["spec"] == "conv5x5-32,maxpool,conv3x3-64,maxpool,fc1024,fc10"
+        assert const.train.lr == 0.01
