@@ -77,6 +77,8 @@ class RunStore:
     -1.5
     """
 
+    writable = True
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -161,3 +163,36 @@ class RunStore:
         if metadata.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path}: not a marginlab checkpoint")
         return load_file(str(path)), json.loads(metadata["state"])
+
+
+class ReadOnlyStore(RunStore):
+    """A run directory that this process reads but never writes.
+
+    A data-parallel worker other than rank 0 computes exactly what rank 0 writes, so it
+    keeps the same code path and drops its writes.
+    """
+
+    writable = False
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def write_config(self, config: dict) -> None:
+        pass
+
+    def write_status(self, state: str, message: str = "", **extra: Any) -> None:
+        pass
+
+    def write_json(self, name: str, payload: Any) -> Path:
+        return self.path / name
+
+    def _append_line(self, name: str, row: dict) -> None:
+        pass
+
+    def truncate_after(self, epoch: int) -> None:
+        pass
+
+    def save_checkpoint(
+        self, file_name: str, tensors: dict[str, torch.Tensor], state: dict
+    ) -> Path:
+        return self.path / "checkpoints" / file_name

@@ -33,8 +33,9 @@ from marginlab.measure.observers import run_observer
 from marginlab.numerics import LN10, logaddexp
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
-from marginlab.runs.store import RunStore
+from marginlab.runs.store import ReadOnlyStore, RunStore
 from marginlab.runs.tensorboard import TensorBoardWriter
+from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 
 LATEST = "latest.safetensors"
@@ -81,6 +82,7 @@ class _Loop:
     # the same weights, so it needs one forward pass for its loss and no new gradient.
     accepted_gradient: tuple[float, list[torch.Tensor]] | None = None
     tensorboard: TensorBoardWriter | None = None
+    parallel: DataParallel | None = None
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -119,9 +121,8 @@ def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
     for index in batches:
         if index is None:
             if loop.accepted_gradient is None:
-                loop.accepted_gradient = log_loss_and_grad(
-                    parts.model, loop.params, x, y, parts.loss, chunk
-                )
+                gradient = loop.parallel.log_loss_and_grad if loop.parallel else log_loss_and_grad
+                loop.accepted_gradient = gradient(parts.model, loop.params, x, y, parts.loss, chunk)
             log_batch_loss, grads = loop.accepted_gradient
         else:
             log_batch_loss, grads = log_loss_and_grad(
@@ -137,8 +138,11 @@ def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
     return True, log_lr_sum, log_lr, len(batches)
 
 
-def _evaluate(parts: Assembly, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-    return evaluate(parts.model, x, y, parts.loss, parts.config.train.chunk_size)
+def _evaluate(
+    parts: Assembly, x: torch.Tensor, y: torch.Tensor, parallel: DataParallel | None
+) -> Evaluation:
+    run = parallel.evaluate if parallel else evaluate
+    return run(parts.model, x, y, parts.loss, parts.config.train.chunk_size)
 
 
 def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
@@ -152,7 +156,7 @@ def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
         "train_acc": evaluation.accuracy,
     }
     if parts.data.x_test is not None:
-        test = _evaluate(parts, parts.data.x_test, parts.data.y_test)
+        test = _evaluate(parts, parts.data.x_test, parts.data.y_test, loop.parallel)
         row["test_acc"] = test.accuracy
         row["log10_test_loss_mean"] = test.log_loss_mean / LN10
     row.update(margin_metrics(evaluation, parts.model, parts.loss))
@@ -231,7 +235,7 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
         reason := _finished_reason(parts.config, state, evaluation.log_loss_mean / LN10)
     ) is None:
         completed, log_lr_sum, log_lr, steps = _train_epoch(loop)
-        attempt = _evaluate(parts, parts.data.x_train, parts.data.y_train)
+        attempt = _evaluate(parts, parts.data.x_train, parts.data.y_train, loop.parallel)
         state.attempts += 1
         accepted, state.schedule = parts.schedule.end_epoch(
             state.schedule, attempt.log_loss_mean, completed
@@ -321,9 +325,15 @@ def _restore_and_save(loop: _Loop) -> None:
     _save(loop, LATEST, math.nan, None)
 
 
-def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress: bool) -> None:
+def _start(
+    parts: Assembly,
+    store: RunStore,
+    state: TrainState | None,
+    progress: bool,
+    parallel: DataParallel | None,
+) -> None:
     fresh = state is None
-    evaluation = _evaluate(parts, parts.data.x_train, parts.data.y_train)
+    evaluation = _evaluate(parts, parts.data.x_train, parts.data.y_train, parallel)
     if fresh:
         state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
     params = trainable_parameters(parts.model)
@@ -334,6 +344,7 @@ def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress:
         Progress(store.path.name, enabled=progress),
         params,
         [p.detach().clone() for p in params],
+        parallel=parallel,
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
@@ -341,6 +352,25 @@ def _start(parts: Assembly, store: RunStore, state: TrainState | None, progress:
     if fresh:
         _observe(loop, evaluation)
     _session(loop, evaluation)
+
+
+def _distribute(parts: Assembly) -> tuple[Assembly, DataParallel | None]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the group and keep this rank's shard."""
+    parallel = DataParallel.from_environment(parts.device)
+    if parallel is None:
+        return parts, None
+    check_data_parallel(parts.config)
+    if parallel.device != parts.device:  # one GPU per rank: cuda:LOCAL_RANK
+        parts.model.to(parallel.device)
+        parts.data = parts.data.to(device=parallel.device)
+        parts.device = parallel.device
+    parts.data = parallel.shard_dataset(parts.data)
+    return parts, parallel
+
+
+def _store(path: Path, parallel: DataParallel | None) -> RunStore:
+    """Rank 0 (or the only process) writes the run directory; other ranks only read it."""
+    return RunStore(path) if parallel is None or parallel.is_main else ReadOnlyStore(path)
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -392,10 +422,14 @@ def train(
             "or choose another --out"
         )
     parts = assemble(config, data_dir)  # every check happens before anything is written
-    store = RunStore(path)
+    parts, parallel = _distribute(parts)
+    store = _store(path, parallel)
     store.write_config(config.to_dict())
-    store.write_json("environment.json", environment(parts.device, data_dir))
-    _start(parts, store, None, progress)
+    described = environment(parts.device, data_dir)
+    if parallel is not None:
+        described["data_parallel"] = parallel.describe(parts.data)
+    store.write_json("environment.json", described)
+    _start(parts, store, None, progress and store.writable, parallel)
     return store.path
 
 
@@ -432,8 +466,10 @@ def resume(
     tensors, saved = store.load_checkpoint(LATEST)
     state = TrainState.from_dict(saved)
     parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
+    parts, parallel = _distribute(parts)
+    store = _store(store.path, parallel)
     parts.model.load_state_dict(tensors)
     store.write_config(config.to_dict())
     store.truncate_after(state.epoch)
-    _start(parts, store, state, progress)
+    _start(parts, store, state, progress and store.writable, parallel)
     return store.path

@@ -436,6 +436,7 @@ def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
         attack=setting.attack,
         progress=False,
     )
+    table = table.drop_duplicates("epoch")  # "last" is the final level when the run stops there
     medians = table["median_distance"].to_numpy(float)
     steps = relative_drops(medians)
     ordered = bool((steps <= 0.02).all()) and medians[-1] > medians[0]
