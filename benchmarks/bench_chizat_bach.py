@@ -4,8 +4,11 @@ Times, interleaved in one process on one problem (clusters data, ``m = 1000``, `
 ``n = 256``): the float64 and float32 NumPy transcriptions of ``twonet``
 (``chizat_bach_numpy.py``) and marginlab's :func:`~marginlab.training.ensemble.train_ensemble`
 with one replica (full-batch GD, exponential loss, ``normalized`` schedule so every attempt
-is one accepted step, float64 and float32). marginlab's per-iteration cost is the slope
-between a long and a short run, so set-up (data, model, first evaluation) is excluded.
+is one accepted step, float64 and float32), and the batched loop that ``marginlab reproduce
+chizat-bach`` trains with (:func:`~marginlab.experiments.papers.chizat_bach.train_twonet`,
+the reference update with its ``1 / sqrt(t + 1)`` schedule, float64 and float32). marginlab's
+per-iteration cost is the slope between a long and a short run, so set-up (data, model,
+first evaluation) is excluded.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_chizat_bach.py [--iters 300] [--rounds 3]``.
 
@@ -29,6 +32,7 @@ from chizat_bach_numpy import twonet_float32, twonet_float64
 
 from marginlab.assemble import assemble
 from marginlab.config import validate
+from marginlab.experiments.papers.chizat_bach import train_twonet
 from marginlab.training.ensemble import train_ensemble
 
 WIDTH, DIM, N = 1000, 15, 256
@@ -56,6 +60,13 @@ def marginlab_seconds(dtype: str, iters: int) -> float:
     """Wall seconds of a one-replica ensemble run of ``iters`` steps."""
     start = time.perf_counter()
     train_ensemble(chizat_bach_config(dtype, iters), seeds=[0])
+    return time.perf_counter() - start
+
+
+def reproduction_seconds(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, iters: int) -> float:
+    """Wall seconds of ``iters`` steps of the reproduction's loop (one replica)."""
+    start = time.perf_counter()
+    train_twonet(x[None], y[None], WIDTH, niter=iters, dtype=dtype)
     return time.perf_counter() - start
 
 
@@ -87,6 +98,18 @@ def main() -> None:
                 )
             )
             for dtype in ("float64", "float32")
+        },
+        **{
+            f"loop {dtype}": (
+                lambda dtype=dtype: (
+                    (
+                        reproduction_seconds(data.x_train, data.y_train, dtype, args.iters)
+                        - reproduction_seconds(data.x_train, data.y_train, dtype, short)
+                    )
+                    / (args.iters - short)
+                )
+            )
+            for dtype in (torch.float64, torch.float32)
         },
     }
     samples: dict[str, list[float]] = {name: [] for name in timers}

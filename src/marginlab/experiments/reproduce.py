@@ -149,7 +149,7 @@ def reproduce(
 
 def claims_table(claims: Sequence[Claim]) -> str:
     """The claims as a plain-text table (one line per claim) for the terminal."""
-    rows = [("paper", "claim", "paper value", "ours", "verdict")]
+    rows = [("paper", "claim", "paper says", "ours", "verdict")]
     rows += [(c.paper, c.key, c.paper_value or "-", c.ours or "-", c.verdict) for c in claims]
     widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
 
@@ -176,7 +176,7 @@ def write_claims_html(
 ) -> Path:
     """One self-contained page: the claims, then each paper's figures (base64 PNG)."""
     escape = html.escape
-    head = ("paper", "claim", "statement", "paper", "ours", "tolerance", "verdict", "note")
+    head = ("paper", "claim", "statement", "paper says", "ours", "tolerance", "verdict", "note")
     rows = "".join(
         "<tr>"
         + "".join(

@@ -110,6 +110,7 @@ def train_twonet(
     stepsize: float = PAPER_STEPSIZE,
     niter: int = 1000,
     seeds: Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> TwoNet:
     """Train ``R`` replicas with the reference update (module notes), in one batched loop.
 
@@ -130,6 +131,10 @@ def train_twonet(
     seeds : sequence of int, optional
         Seed of each replica's ``TwoLayer`` draw (``a_j``, ``b_j`` i.i.d. N(0, 1));
         default ``0..R-1``.
+    dtype : torch.dtype
+        Precision of the weights and products; float32 halves the cost and changes the
+        margins only in their sixth digit (the soft-min weights are shifted by the minimum,
+        so nothing overflows). The margins are returned in float64.
 
     Returns
     -------
@@ -144,14 +149,14 @@ def train_twonet(
     """
     if train not in ("both", "output"):
         raise ValueError(f"train: expected 'both' or 'output', got {train!r}")
-    x = x.double()
-    signs = 2.0 * y.double() - 1.0
+    x = x.to(dtype)
+    signs = 2.0 * y.to(dtype) - 1.0
     replicas, _, d = x.shape
     seeds = list(range(replicas)) if seeds is None else list(seeds)
     # The initial draw is TwoLayer's own (N(0, 1) entries), so a replica is that model.
     inits = [TwoLayer(d, width, seed=s).double() for s in seeds]
-    a = torch.stack([net.body.hidden.weight.detach() for net in inits]).clone()
-    b = torch.stack([net.output.weight.detach()[0] for net in inits]).clone()
+    a = torch.stack([net.body.hidden.weight.detach() for net in inits]).to(dtype)
+    b = torch.stack([net.output.weight.detach()[0] for net in inits]).to(dtype)
     if train == "output":
         b.zero_()
     margins = np.empty((niter, replicas))
@@ -167,8 +172,10 @@ def train_twonet(
         if train == "both":
             size = (a.pow(2).sum((1, 2)) + b.pow(2).sum(1)) / width
             margins[t] = (q_min[:, 0] / size).numpy()
-            # relu'(0) = 0, as in the reference code.
-            grad_a = b[:, :, None] * torch.bmm(((z > 0) * py[:, :, None]).transpose(1, 2), x)
+            # relu'(0) = 0, as in the reference code: sign(relu(z)) is the derivative. The
+            # product is formed as (d, m) so that the long axis stays contiguous.
+            slopes = torch.sign(act).mul_(py[:, :, None])
+            grad_a = b[:, :, None] * torch.bmm(x.transpose(1, 2), slopes).transpose(1, 2)
             a += eta * grad_a
             b += eta * grad_b
         else:
