@@ -27,11 +27,12 @@ import torch
 import yaml
 
 from marginlab.data import load_dataset
+from marginlab.experiments.presets import preset
 from marginlab.measure.robustness import ATTACK_OPTIONS, ATTACKS, run_attack
 from marginlab.models import CNN, MNIST_CNN_SPEC
 from marginlab.runs.run import load_run
 
-DIGITS_CNN_SPEC = "conv3x3-16,maxpool,conv3x3-32,maxpool,fc64,fc10"  # preset digits-cnn
+DIGITS_CNN_SPEC = preset("digits-cnn")["model"]["spec"]
 ALL_ATTACKS = [(norm, attack) for norm, attacks in ATTACKS.items() for attack in attacks]
 
 
