@@ -54,4 +54,5 @@ def test_logged_margins_match_a_float64_recomputation_of_each_checkpoint(run):
         row = rows[checkpoint.epoch]
         assert row["q_min"] == pytest.approx(q.min(), rel=1e-9, abs=1e-12)
         assert row["param_norm"] == pytest.approx(rho, rel=1e-9)
-        assert row["normalized_margin"] == pytest.approx(q.min() / rho**4, rel=1e-9, abs=1e-15)
+        order = model.homogeneity_order
+        assert row["normalized_margin"] == pytest.approx(q.min() / rho**order, rel=1e-9, abs=1e-15)

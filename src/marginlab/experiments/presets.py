@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 LYU_LI_MNIST_CNN = "conv5x5-32,maxpool,conv3x3-64,maxpool,fc1024,fc10"
+DIGITS_CNN = "conv3x3-8,maxpool,conv3x3-16,maxpool," + "fc32," * 7 + "fc10"
 
 _LYU_LI_MNIST = {
     "loss": "cross_entropy",
@@ -39,19 +40,23 @@ def _variant(base: dict, **sections: dict) -> dict:
 
 PRESETS: dict[str, tuple[str, dict]] = {
     "digits-cnn": (
-        "bias-free ReLU CNN (bias in layer 1 only) on sklearn digits (1797 8x8), "
-        "cross-entropy, SGD batch 50, loss-based schedule, until the loss is below 1e-300",
+        "bias-free ReLU CNN (bias in layer 1 only, 2 conv + 8 fc layers, order 10) on sklearn "
+        "digits (1797 8x8), cross-entropy, SGD batch 25, loss-based schedule, until the loss "
+        "is below 1e-300",
         {
             "loss": "cross_entropy",
             "data": {"name": "digits"},
             "model": {
                 "kind": "cnn",
-                "spec": "conv3x3-8,maxpool,conv3x3-16,maxpool,fc32,fc10",
+                # Depth buys speed: with the loss-based schedule log L falls about linearly
+                # in epochs, and faster for a higher order (0.19 decades per epoch here
+                # against 0.053 for conv,conv,fc32,fc10 at the same cost per epoch).
+                "spec": DIGITS_CNN,
                 "bias": "first",
             },
             "train": {
                 "schedule": "loss_based",
-                "batch_size": 50,
+                "batch_size": 25,
                 "max_epochs": 20000,
                 "target_log10_loss": -300.0,
             },
