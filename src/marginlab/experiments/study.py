@@ -7,7 +7,6 @@ A paper module (:mod:`marginlab.experiments.papers`) receives a :class:`Study` a
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -150,8 +149,3 @@ class Study:
         except FileNotFoundError as error:
             return str(error)
         return None
-
-
-def default_out(paper: str, scale: str) -> Path:
-    """``reproduce/<paper>-<scale>`` under the working directory."""
-    return Path(os.getcwd()) / "reproduce" / f"{paper}-{scale}"
