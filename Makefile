@@ -15,7 +15,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/marginlab run digits-cnn
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.installed

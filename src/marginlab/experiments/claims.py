@@ -105,12 +105,27 @@ def not_run(
     tolerance: str = "",
     paper_value: str | None = None,
 ) -> Claim:
-    """A claim that was not measured, and why."""
+    """A claim that was not measured, and why.
+
+    Examples
+    --------
+    >>> not_run("lyu-li", "cifar-vgg", "VGG-16 on CIFAR-10", "full scale only").verdict
+    'NOT RUN'
+    """
     return Claim(paper, key, statement, paper_value, None, tolerance, NOT_RUN, reason)
 
 
 def write_claims(claims: Iterable[Claim], path: str | os.PathLike, **meta: object) -> Path:
-    """Write ``{"meta": ..., "claims": [...]}`` as JSON and return the path."""
+    """Write ``{"meta": ..., "claims": [...]}`` as JSON (atomically) and return the path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> claims = [not_run("cai", "cifar-margin", "margin grows", "ci scale")]
+    >>> path = write_claims(claims, tempfile.mkdtemp() + "/claims.json", scale="ci")
+    >>> read_claims(path) == claims
+    True
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta, "claims": [asdict(c) for c in claims]}
@@ -126,7 +141,13 @@ def read_claims(path: str | os.PathLike) -> list[Claim]:
 
 
 def counts(claims: Iterable[Claim]) -> dict[str, int]:
-    """How many claims have each verdict."""
+    """How many claims have each verdict.
+
+    Examples
+    --------
+    >>> counts([not_run("cai", "k", "s", "ci scale")])
+    {'PASS': 0, 'FAIL': 0, 'NOT RUN': 1}
+    """
     result = dict.fromkeys(VERDICTS, 0)
     for claim in claims:
         result[claim.verdict] += 1

@@ -51,7 +51,13 @@ PAPERS: dict[str, tuple[str, str]] = {
 
 
 def papers_for(paper: str) -> list[str]:
-    """The paper keys that ``paper`` (a key or ``all``) stands for."""
+    """The paper keys that ``paper`` (a key or ``all``) stands for.
+
+    Examples
+    --------
+    >>> papers_for("all")
+    ['lyu-li', 'chizat-bach', 'vardi', 'cai', 'soudry']
+    """
     if paper == "all":
         return list(PAPERS)
     if paper not in PAPERS:
@@ -148,7 +154,16 @@ def reproduce(
 
 
 def claims_table(claims: Sequence[Claim]) -> str:
-    """The claims as a plain-text table (one line per claim) for the terminal."""
+    """The claims as a plain-text table (one line per claim) for the terminal.
+
+    Examples
+    --------
+    >>> from marginlab.experiments.claims import not_run
+    >>> print(claims_table([not_run("cai", "cifar-margin", "s", "ci scale")]))
+    paper  claim         paper says  ours  verdict
+    cai    cifar-margin  -           -     NOT RUN
+    0 PASS, 0 FAIL, 1 NOT RUN
+    """
     rows = [("paper", "claim", "paper says", "ours", "verdict")]
     rows += [(c.paper, c.key, c.paper_value or "-", c.ours or "-", c.verdict) for c in claims]
     widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]

@@ -145,7 +145,19 @@ class DataParallel:
 
 
 def check_data_parallel(config: RunConfig) -> None:
-    """Refuse what a data-parallel run does not support, naming the field to change."""
+    """Refuse what a data-parallel run does not support, naming the field to change.
+
+    Examples
+    --------
+    >>> from marginlab.config import validate
+    >>> model = {"kind": "linear"}
+    >>> check_data_parallel(validate({"model": model, "train": {"batch_size": None}}))
+    >>> try:
+    ...     check_data_parallel(validate({"model": model, "train": {"batch_size": 10}}))
+    ... except ConfigError as error:
+    ...     print(str(error).split(":")[0])
+    train.batch_size
+    """
     if config.train.batch_size is not None:
         raise ConfigError(
             "train.batch_size: data-parallel runs (torchrun) take full-batch gradient steps; "

@@ -113,7 +113,14 @@ SETTINGS = {
 
 def after_threshold(metrics: pd.DataFrame) -> pd.DataFrame:
     """The logged rows from the first one whose smoothed margin is defined (summed loss
-    below the threshold of the loss, where the theorem starts)."""
+    below the threshold of the loss, where the theorem starts).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"epoch": [0, 1, 2], "smoothed_margin": [None, 0.1, 0.2]})
+    >>> after_threshold(rows)["epoch"].tolist()
+    [1, 2]
+    """
     defined = metrics["smoothed_margin"].notna()
     if not defined.any():
         return metrics.iloc[0:0]
@@ -133,7 +140,13 @@ def relative_drops(values: np.ndarray) -> np.ndarray:
 
 
 def first_fit_epoch(metrics: pd.DataFrame) -> int | None:
-    """The first logged epoch with 100% training accuracy."""
+    """The first logged epoch with 100% training accuracy (None if never).
+
+    Examples
+    --------
+    >>> first_fit_epoch(pd.DataFrame({"epoch": [0, 10, 20], "train_acc": [0.5, 1.0, 1.0]}))
+    10
+    """
     fitted = metrics["train_acc"] >= 1.0
     return int(metrics.loc[fitted.idxmax(), "epoch"]) if fitted.any() else None
 
@@ -152,13 +165,26 @@ def linearity(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def norm_rate(metrics: pd.DataFrame, order: float) -> np.ndarray:
-    """``rho^L / log(1 / Loss_sum)`` per row (B4: it converges to 1 / the limit margin)."""
+    """``rho^L / log(1 / Loss_sum)`` per row (B4: it converges to 1 / the limit margin).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"log10_loss_sum": [-1.0], "param_norm": [2.0]})
+    >>> round(float(norm_rate(rows, 2.0)[0]), 6)  # 4 / ln 10
+    1.737178
+    """
     log_inverse_loss = -metrics["log10_loss_sum"].to_numpy(float) * math.log(10.0)
     return metrics["param_norm"].to_numpy(float) ** order / log_inverse_loss
 
 
 def spread(values: np.ndarray) -> float:
-    """``(max - min) / mean``: how far a quantity that should settle still moves."""
+    """``(max - min) / mean``: how far a quantity that should settle still moves.
+
+    Examples
+    --------
+    >>> round(spread(np.array([0.9, 1.0, 1.1])), 12)
+    0.2
+    """
     values = np.asarray(values, dtype=float)
     return float((values.max() - values.min()) / values.mean())
 
