@@ -128,3 +128,34 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterr
     ):
         assert torch.equal(a, b)
     assert [c.epoch for c in resumed.checkpoints] == [c.epoch for c in uninterrupted.checkpoints]
+
+
+def test_a_signal_during_an_epochs_records_waits_for_them(tmp_path, uninterrupted, monkeypatch):
+    """SIGTERM raised while epoch 10 (a logged one) is being recorded: the records finish first, so the
+    resumed run still equals the uninterrupted one."""
+    from marginlab.training import engine
+
+    real_observe = engine._observe
+
+    def observe_and_signal(loop, evaluation, final=False):
+        if loop.state.epoch == 10 and not final:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        real_observe(loop, evaluation, final)
+
+    monkeypatch.setattr(engine, "_observe", observe_and_signal)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, out, progress=False)
+    monkeypatch.setattr(engine, "_observe", real_observe)
+    interrupted = load_run(out)
+    assert interrupted.status["state"] == "interrupted"
+    assert interrupted.status["epoch"] == 10
+    assert interrupted.store.metrics()[-1]["epoch"] == 10
+    resumed = load_run(resume(out, progress=False))
+    assert strip_time(resumed.store.metrics()) == strip_time(uninterrupted.store.metrics())
+    for a, b in zip(
+        resumed.load_model().state_dict().values(),
+        uninterrupted.load_model().state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)

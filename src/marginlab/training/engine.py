@@ -15,6 +15,8 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,9 @@ class _Loop:
     accepted_gradient: tuple[float, list[torch.Tensor]] | None = None
     tensorboard: TensorBoardWriter | None = None
     parallel: DataParallel | None = None
+    # A stop signal that arrived during the bookkeeping of an epoch, raised at its end.
+    in_bookkeeping: bool = False
+    stop_pending: bool = False
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -218,6 +223,17 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
         _save(loop, LATEST, log10_loss, None)
 
 
+@contextmanager
+def _bookkeeping(loop: _Loop) -> Iterator[None]:
+    loop.in_bookkeeping = True
+    try:
+        yield
+    finally:
+        loop.in_bookkeeping = False
+    if loop.stop_pending:
+        raise KeyboardInterrupt
+
+
 def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) -> str | None:
     target = config.train.target_log10_loss
     if target is not None and log10_loss < target:
@@ -236,24 +252,27 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
     ) is None:
         completed, log_lr_sum, log_lr, steps = _train_epoch(loop)
         attempt = _evaluate(parts, parts.data.x_train, parts.data.y_train, loop.parallel)
-        state.attempts += 1
-        accepted, state.schedule = parts.schedule.end_epoch(
-            state.schedule, attempt.log_loss_mean, completed
-        )
-        if not accepted:
+        # From here to the end of the epoch's records the state changes as a whole: a stop
+        # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
+        with _bookkeeping(loop):
+            state.attempts += 1
+            accepted, state.schedule = parts.schedule.end_epoch(
+                state.schedule, attempt.log_loss_mean, completed
+            )
+            if not accepted:
+                with torch.no_grad():
+                    torch._foreach_copy_(loop.params, loop.accepted)
+                continue
             with torch.no_grad():
-                torch._foreach_copy_(loop.params, loop.accepted)
-            continue
-        with torch.no_grad():
-            torch._foreach_copy_(loop.accepted, loop.params)
-        loop.accepted_gradient = None
-        evaluation = attempt
-        state.epoch += 1
-        state.step += steps
-        state.log_lr = log_lr
-        state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, log_lr_sum)
-        state.wall_time = time.perf_counter() - started
-        _observe(loop, evaluation)
+                torch._foreach_copy_(loop.accepted, loop.params)
+            loop.accepted_gradient = None
+            evaluation = attempt
+            state.epoch += 1
+            state.step += steps
+            state.log_lr = log_lr
+            state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, log_lr_sum)
+            state.wall_time = time.perf_counter() - started
+            _observe(loop, evaluation)
     state.wall_time = time.perf_counter() - started
     _observe(loop, evaluation, final=True)
     if evaluation.log_loss_sum >= parts.loss.log_threshold:
@@ -285,6 +304,9 @@ def _session(loop: _Loop, evaluation: Evaluation) -> None:
         # A second signal (e.g. `timeout` forwarding SIGTERM) must not cut the save short.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if loop.in_bookkeeping:
+            loop.stop_pending = True
+            return
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
