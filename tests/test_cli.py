@@ -131,8 +131,8 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterr
 
 
 def test_a_signal_during_an_epochs_records_waits_for_them(tmp_path, uninterrupted, monkeypatch):
-    """SIGTERM raised while epoch 10 (a logged one) is being recorded: the records finish first, so the
-    resumed run still equals the uninterrupted one."""
+    """SIGTERM raised while epoch 10 (a logged one) is being recorded: the records finish
+    first, so the resumed run still equals the uninterrupted one."""
     from marginlab.training import engine
 
     real_observe = engine._observe
