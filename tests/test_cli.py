@@ -93,6 +93,17 @@ def _wait_for_rows(out, rows, proc, timeout=120):
     raise AssertionError("the run did not log in time")
 
 
+def _assert_same_run(resumed, uninterrupted):
+    """Same metrics (but wall time) and bitwise-equal final weights."""
+    assert strip_time(resumed.store.metrics()) == strip_time(uninterrupted.store.metrics())
+    for a, b in zip(
+        resumed.load_model().state_dict().values(),
+        uninterrupted.load_model().state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     return load_run(train(TINY, tmp_path_factory.mktemp("u") / "run", progress=False))
@@ -120,13 +131,7 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterr
 
     resumed = load_run(resume(out, progress=False))
     assert resumed.status["state"] == "finished"
-    assert strip_time(resumed.store.metrics()) == strip_time(uninterrupted.store.metrics())
-    for a, b in zip(
-        resumed.load_model().state_dict().values(),
-        uninterrupted.load_model().state_dict().values(),
-        strict=True,
-    ):
-        assert torch.equal(a, b)
+    _assert_same_run(resumed, uninterrupted)
     assert [c.epoch for c in resumed.checkpoints] == [c.epoch for c in uninterrupted.checkpoints]
 
 
@@ -152,10 +157,4 @@ def test_a_signal_during_an_epochs_records_waits_for_them(tmp_path, uninterrupte
     assert interrupted.status["epoch"] == 10
     assert interrupted.store.metrics()[-1]["epoch"] == 10
     resumed = load_run(resume(out, progress=False))
-    assert strip_time(resumed.store.metrics()) == strip_time(uninterrupted.store.metrics())
-    for a, b in zip(
-        resumed.load_model().state_dict().values(),
-        uninterrupted.load_model().state_dict().values(),
-        strict=True,
-    ):
-        assert torch.equal(a, b)
+    _assert_same_run(resumed, uninterrupted)

@@ -14,7 +14,6 @@ import torch
 from safetensors.torch import load_file
 
 from marginlab.cli import main
-from marginlab.training.distributed import _split_sizes
 
 CONFIG = {
     "seed": 3,
@@ -94,9 +93,3 @@ def test_minibatch_is_refused_under_torchrun(tmp_path, capsys, monkeypatch):
         dist.destroy_process_group()
     assert status == 2
     assert "train.batch_size" in capsys.readouterr().err
-
-
-def test_split_sizes_cover_the_data():
-    assert _split_sizes(301, 2) == [151, 150]
-    assert sum(_split_sizes(10, 4)) == 10
-    assert [len(t) for t in torch.tensor_split(torch.arange(10), 4)] == _split_sizes(10, 4)

@@ -29,12 +29,12 @@ from marginlab.experiments.papers.lyu_li import (
     after_threshold,
     first_fit_epoch,
     linearity,
-    norm_rate,
     relative_drops,
     spread,
 )
 from marginlab.experiments.reproduce import PAPERS, claims_table, papers_for
 from marginlab.experiments.study import Study
+from marginlab.measure.rates import rates_table
 
 
 def test_check_verdicts_and_nan_never_passes():
@@ -120,6 +120,7 @@ def test_threshold_fit_and_norm_rate_on_a_scripted_run():
             "smoothed_margin": [np.nan, np.nan, 0.1, 0.2],
             "log10_loss_sum": [1.0, 0.5, -1.0, -2.0],
             "param_norm": [1.0, 1.0, 2.0, 2.0],
+            "log10_accumulated_lr": [None, 0.5, 1.0, 1.5],
         }
     )
     assert after_threshold(metrics)["epoch"].tolist() == [20, 30]
@@ -127,7 +128,8 @@ def test_threshold_fit_and_norm_rate_on_a_scripted_run():
     assert first_fit_epoch(metrics) == 20
     assert first_fit_epoch(metrics.assign(train_acc=0.5)) is None
     # rho^L / log(1/L): 2^2 / (2 ln 10) at the last row
-    assert norm_rate(metrics, 2.0)[-1] == pytest.approx(4.0 / (2.0 * np.log(10.0)))
+    norm_rate = rates_table(metrics, 2.0)["norm_rate"].to_numpy(float)
+    assert norm_rate[-1] == pytest.approx(4.0 / (2.0 * np.log(10.0)))
 
 
 class _Collect(HTMLParser):
@@ -156,8 +158,18 @@ def test_reproduce_all_at_ci_scale_passes_every_claim_it_runs(tmp_path, capsys):
     page = (tmp_path / "claims.html").read_text()
     parser = _Collect()
     parser.feed(page)
-    images = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
-    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    images = [attrs for tag, attrs in parser.tags if tag == "img"]
+    assert images and all(a["src"].startswith("data:image/png;base64,") for a in images)
+    # each figure is shown at its own size in inches, whatever dpi its writer used
+    from PIL import Image
+
+    from marginlab.runs.report import DISPLAY_PX_PER_INCH
+
+    expected = []
+    for png in [*tmp_path.glob("*/figures/*.png"), *tmp_path.glob("*/runs/*/robustness-*.png")]:
+        with Image.open(png) as image:
+            expected.append(round(image.width / image.info["dpi"][0] * DISPLAY_PX_PER_INCH))
+    assert sorted(int(a["width"]) for a in images) == sorted(expected)
     assert not [a for t, a in parser.tags if t in ("script", "link")]
     assert page.count("<tr>") == len(claims) + 1
 

@@ -49,16 +49,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
     """``--replicas K``: seeds ``seed .. seed+K-1`` in one batched program (full batch)."""
-    import time
+    import dataclasses
 
     import yaml
 
+    from marginlab.training.engine import default_run_dir
     from marginlab.training.ensemble import train_ensemble
 
     if args.replicas < 1:
         raise ConfigError(f"--replicas: expected a positive count, got {args.replicas}")
     seeds = list(range(config.seed, config.seed + args.replicas))
-    out = Path(args.out or f"runs/{config.name}-x{args.replicas}-{time.strftime('%Y%m%d-%H%M%S')}")
+    named = dataclasses.replace(config, name=f"{config.name}-x{args.replicas}")
+    out = Path(args.out) if args.out else default_run_dir(named)
     if (out / "metrics.csv").exists():
         raise FileExistsError(f"{out} already holds an ensemble; choose another --out")
     result = train_ensemble(config, seeds=seeds, data_dir=args.data_dir)

@@ -228,9 +228,11 @@ def write_claims_html(
 
 
 def _png_width_inches(path: Path) -> float:
+    """The figure's width in inches, from the resolution its PNG records (figures come
+    from several writers and dpi settings)."""
     from PIL import Image
 
     from marginlab.runs.plots import RASTER_DPI
 
     with Image.open(path) as image:
-        return image.width / RASTER_DPI
+        return image.width / image.info.get("dpi", (RASTER_DPI,))[0]

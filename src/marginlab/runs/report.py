@@ -92,7 +92,7 @@ ENVIRONMENT = (
 )
 
 
-def html_table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
+def _table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
     """A table with one column per run and one row per quantity (all cells escaped)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
     body = "".join(
@@ -129,7 +129,7 @@ def _setup_section(runs: Mapping[str, Run]) -> str:
         f"<pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}</pre></details>"
         for label, run in runs.items()
     )
-    return f"<h2>Runs: configuration and environment</h2>{html_table(runs, rows)}{configs}"
+    return f"<h2>Runs: configuration and environment</h2>{_table(runs, rows)}{configs}"
 
 
 def _summary_section(runs: Mapping[str, Run]) -> str:
@@ -141,7 +141,7 @@ def _summary_section(runs: Mapping[str, Run]) -> str:
         crossed.append("-" if row is None else str(int(metrics["epoch"].iloc[row])))
     rows = {name: [show(row) for row in last] for name, show in SUMMARY.items()}
     rows["summed loss below l(0) from epoch"] = crossed
-    return f"<h2>Summary (last logged epoch)</h2>{html_table(runs, rows)}"
+    return f"<h2>Summary (last logged epoch)</h2>{_table(runs, rows)}"
 
 
 def _img(what: str, runs: Mapping[str, Run]) -> str:

@@ -28,17 +28,6 @@ from marginlab.measure.gradient import log_loss_and_grad
 from marginlab.measure.margins import Evaluation, evaluate
 
 
-def _split_sizes(n: int, world_size: int) -> list[int]:
-    """Sizes of ``torch.tensor_split`` into ``world_size`` contiguous parts.
-
-    Examples
-    --------
-    >>> _split_sizes(10, 3)
-    [4, 3, 3]
-    """
-    return [n // world_size + (1 if r < n % world_size else 0) for r in range(world_size)]
-
-
 @dataclass(frozen=True)
 class DataParallel:
     """This process's place in a data-parallel run.
@@ -98,12 +87,12 @@ class DataParallel:
         return {"world_size": self.world_size, "train_shards": held.tolist()}
 
     def _gather(self, local: torch.Tensor) -> torch.Tensor:
-        """Concatenate every rank's vector in rank order (shards differ in length by <= 1)."""
+        """Concatenate every rank's rows in rank order (shards differ in length by <= 1)."""
         size = torch.tensor([len(local)], device=local.device)
         sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
         dist.all_gather(sizes, size)
         longest = int(max(s.item() for s in sizes))
-        padded = torch.zeros(longest, dtype=local.dtype, device=local.device)
+        padded = local.new_zeros((longest, *local.shape[1:]))
         padded[: len(local)] = local
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]
         dist.all_gather(parts, padded)
@@ -114,7 +103,8 @@ class DataParallel:
     ) -> Evaluation:
         """:func:`~marginlab.measure.margins.evaluate` over the whole split, from the shards."""
         local = evaluate(model, x, y, loss, chunk_size)
-        return Evaluation(self._gather(local.log_losses), self._gather(local.margins))
+        both = self._gather(torch.stack([local.log_losses, local.margins], dim=1))
+        return Evaluation(both[:, 0].contiguous(), both[:, 1].contiguous())
 
     def log_loss_and_grad(
         self,

@@ -376,18 +376,19 @@ def _start(
     _session(loop, evaluation)
 
 
-def _distribute(parts: Assembly) -> tuple[Assembly, DataParallel | None]:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the group and keep this rank's shard."""
+def _distribute(parts: Assembly) -> DataParallel | None:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the group and keep only this rank's
+    shard of the data in ``parts``."""
     parallel = DataParallel.from_environment(parts.device)
     if parallel is None:
-        return parts, None
+        return None
     check_data_parallel(parts.config)
     if parallel.device != parts.device:  # one GPU per rank: cuda:LOCAL_RANK
         parts.model.to(parallel.device)
         parts.data = parts.data.to(device=parallel.device)
         parts.device = parallel.device
     parts.data = parallel.shard_dataset(parts.data)
-    return parts, parallel
+    return parallel
 
 
 def _store(path: Path, parallel: DataParallel | None) -> RunStore:
@@ -444,7 +445,7 @@ def train(
             "or choose another --out"
         )
     parts = assemble(config, data_dir)  # every check happens before anything is written
-    parts, parallel = _distribute(parts)
+    parallel = _distribute(parts)
     store = _store(path, parallel)
     store.write_config(config.to_dict())
     described = environment(parts.device, data_dir)
@@ -488,7 +489,7 @@ def resume(
     tensors, saved = store.load_checkpoint(LATEST)
     state = TrainState.from_dict(saved)
     parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
-    parts, parallel = _distribute(parts)
+    parallel = _distribute(parts)
     store = _store(store.path, parallel)
     parts.model.load_state_dict(tensors)
     store.write_config(config.to_dict())
