@@ -70,9 +70,9 @@ def test_presets_lists_one_line_each(capsys):
     assert all(len(line.split()) > 2 for line in lines)
 
 
-def _start(tmp_path, out):
+def _start(tmp_path, out, speculate=False):
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "speculate": speculate}}))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "marginlab", "run", str(config), "--out", str(out)],
@@ -109,10 +109,15 @@ def uninterrupted(tmp_path_factory):
     return load_run(train(TINY, tmp_path_factory.mktemp("u") / "run", progress=False))
 
 
+# With speculate, the retries run ahead in a worker process that the signal must not disturb
+# and that the resumed run does not need; the result is the same run either way.
+@pytest.mark.parametrize("speculate", [False, True])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, "SIGTERM twice"])
-def test_killed_or_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted, sig):
+def test_killed_or_interrupted_run_resumes_to_the_same_result(
+    tmp_path, uninterrupted, sig, speculate
+):
     out = tmp_path / "run"
-    proc = _start(tmp_path, out)
+    proc = _start(tmp_path, out, speculate)
     _wait_for_rows(out, 8, proc)
     if sig == "SIGTERM twice":  # as `timeout` does when it is itself terminated
         proc.send_signal(signal.SIGTERM)

@@ -187,3 +187,45 @@ def test_loss_levels_below_float64_select_the_right_checkpoint(tmp_path):
     run.store.record_checkpoint(entry)
     assert run.checkpoint("1e-882").epoch == 999
     assert run.checkpoint(1e-100).epoch == 999  # below float32's range too
+
+
+def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path):
+    # Many rejections (alpha starts far too large), minibatches, the margin guard on.
+    config = tiny_config(max_epochs=25, batch_size=40, alpha=50.0, reject_margin_decrease=True)
+    config["threads"] = 1
+    plain = load_run(train(config, tmp_path / "plain", progress=False))
+    config["train"]["speculate"] = True
+    ahead = load_run(train(config, tmp_path / "ahead", progress=False))
+    rows = plain.store.metrics()
+    assert rows[-1]["rollbacks"] > 5 and rows[-1]["epoch"] == 25
+    assert strip_time(ahead.store.metrics()) == strip_time(rows)
+    a, _ = plain.store.load_checkpoint(LATEST)
+    b, _ = ahead.store.load_checkpoint(LATEST)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_margin_guard_keeps_the_smoothed_margin_non_decreasing(tmp_path):
+    def drops(guard):
+        config = tiny_config(max_epochs=60, batch_size=20, reject_margin_decrease=guard)
+        config["log"]["every"] = 1
+        rows = load_run(train(config, tmp_path / str(guard), progress=False)).store.metrics()
+        margins = [r["smoothed_margin"] for r in rows if r["smoothed_margin"] is not None]
+        assert len(margins) > 40
+        return sum(b < a for a, b in zip(margins, margins[1:], strict=False))
+
+    # With the reference rule SGD lowers the smoothed margin in some accepted epochs.
+    assert drops(False) > 0
+    assert drops(True) == 0
+
+
+@pytest.mark.parametrize(
+    ("train_section", "field"),
+    [
+        ({"schedule": "constant", "reject_margin_decrease": True}, "reject_margin_decrease"),
+        ({"speculate": True}, "train.speculate"),
+        ({"schedule": "constant", "batch_size": 10, "speculate": True}, "train.speculate"),
+    ],
+)
+def test_options_that_need_rollbacks_or_minibatches_are_refused(train_section, field):
+    with pytest.raises(ValueError, match=field):
+        validate(tiny_config(**train_section))

@@ -83,3 +83,20 @@ def test_normalized_step_factor_is_alpha_whatever_the_loss():
         assert schedule.log_step_factor(state, log_batch_loss) == pytest.approx(math.log(0.3))
     with pytest.raises(TrainingStopped):
         schedule.end_epoch(state, 0.0, completed=False)
+
+
+def test_margin_guard_rejects_a_lower_smoothed_margin_and_keeps_the_reference_otherwise():
+    guarded, reference = LossBased(reject_margin_decrease=True), LossBased()
+    state = ScheduleState(alpha=0.1, log_frame=-50.0, smoothed_margin=2.0)
+    # the loss fell, the smoothed margin fell: only the guarded schedule rejects
+    accepted, retried = guarded.end_epoch(state, -51.0, True, smoothed_margin=1.999)
+    assert not accepted and retried == guarded.retry(state)
+    assert retried.alpha == pytest.approx(0.1 / 2**0.1) and retried.smoothed_margin == 2.0
+    assert reference.end_epoch(state, -51.0, True, smoothed_margin=1.999)[0]
+    # an equal or higher margin is accepted and becomes the new reference value
+    accepted, state = guarded.end_epoch(state, -51.0, True, smoothed_margin=2.0)
+    assert accepted and state.smoothed_margin == 2.0
+    # an undefined margin (loss above the threshold) leaves only the loss rule
+    assert guarded.end_epoch(ScheduleState(0.1, -0.1), -0.2, True, smoothed_margin=None)[0]
+    # a rising loss is rejected whatever the margin does
+    assert not guarded.end_epoch(state, -50.0, True, smoothed_margin=3.0)[0]

@@ -86,6 +86,7 @@ def build_schedule(train: TrainConfig) -> Schedule:
         down=train.alpha_down,
         min_alpha=train.min_alpha,
         loss_ub=train.loss_ub,
+        reject_margin_decrease=train.reject_margin_decrease,
     )
 
 

@@ -48,6 +48,8 @@ class TrainConfig:
     max_epochs: int = 10000
     target_log10_loss: float | None = -300.0
     chunk_size: int = 4096
+    reject_margin_decrease: bool = False
+    speculate: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ def validate(raw: dict) -> RunConfig:
 
     Examples
     --------
-    >>> validate({"train": {"batch_size": 100}}).train.batch_size
+    >>> validate({"model": {"kind": "mlp"}, "train": {"batch_size": 100}}).train.batch_size
     100
     >>> validate({"train": {"batch_sise": 100}})
     Traceback (most recent call last):
@@ -207,6 +209,18 @@ def validate(raw: dict) -> RunConfig:
     config = _build(RunConfig, raw, "")
     if not config.model:
         raise ConfigError("model: missing; give at least model.kind (see `marginlab presets`)")
+    train = config.train
+    if train.reject_margin_decrease and train.schedule != "loss_based":
+        raise ConfigError(
+            "train.reject_margin_decrease: only the loss_based schedule rolls back; "
+            "set train.schedule=loss_based or drop the option"
+        )
+    if train.speculate and (train.schedule != "loss_based" or train.batch_size is None):
+        raise ConfigError(
+            "train.speculate: runs the retry of each attempt ahead in a second process, which "
+            "needs rollbacks and minibatches; set train.schedule=loss_based and "
+            "train.batch_size, or drop the option"
+        )
     return config
 
 

@@ -24,21 +24,17 @@ import torch
 
 from marginlab.assemble import Assembly, assemble
 from marginlab.config import ObserverConfig, RunConfig, apply_overrides, validate
-from marginlab.measure.gradient import log_loss_and_grad
-from marginlab.measure.margins import (
-    Evaluation,
-    evaluate,
-    margin_metrics,
-    trainable_parameters,
-)
+from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
 from marginlab.numerics import LN10, logaddexp
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
 from marginlab.runs.store import ReadOnlyStore, RunStore
 from marginlab.runs.tensorboard import TensorBoardWriter
+from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import ScheduleState, TrainingStopped
+from marginlab.training.speculation import Speculator
 
 LATEST = "latest.safetensors"
 # Keys of a resumed run that may be changed with --set: how long and how it is observed,
@@ -82,9 +78,10 @@ class _Loop:
     accepted: list[torch.Tensor] = field(default_factory=list)
     # Full batch: (log L, grad log L) at the accepted weights. A retried attempt starts from
     # the same weights, so it needs one forward pass for its loss and no new gradient.
-    accepted_gradient: tuple[float, list[torch.Tensor]] | None = None
+    accepted_gradient: Gradient | None = None
     tensorboard: TensorBoardWriter | None = None
     parallel: DataParallel | None = None
+    speculator: Speculator | None = None
     # A stop signal that arrived during the bookkeeping of an epoch, raised at its end.
     in_bookkeeping: bool = False
     stop_pending: bool = False
@@ -103,53 +100,6 @@ class _Loop:
         )
 
 
-def _shuffle_generator(seed: int, attempt: int) -> torch.Generator:
-    # A generator per attempt, derived from the seed: a resumed run reshuffles identically.
-    return torch.Generator().manual_seed(seed * 1_000_003 + attempt)
-
-
-def _train_epoch(loop: _Loop) -> tuple[bool, float, float | None, int]:
-    """Run one attempt. Return (completed, log sum of step sizes, last log eta, steps)."""
-    parts, state = loop.parts, loop.state
-    x, y = parts.data.x_train, parts.data.y_train
-    batch = parts.config.train.batch_size
-    chunk = parts.config.train.chunk_size
-    if batch is None:
-        batches = [None]
-    else:
-        order = torch.randperm(
-            len(x), generator=_shuffle_generator(parts.config.seed, state.attempts)
-        )
-        order = order.to(x.device)
-        batches = [order[i : i + batch] for i in range(0, len(x) - batch + 1, batch)]
-    log_lr_sum, log_lr = -math.inf, None
-    for index in batches:
-        if index is None:
-            if loop.accepted_gradient is None:
-                gradient = loop.parallel.log_loss_and_grad if loop.parallel else log_loss_and_grad
-                loop.accepted_gradient = gradient(parts.model, loop.params, x, y, parts.loss, chunk)
-            log_batch_loss, grads = loop.accepted_gradient
-        else:
-            log_batch_loss, grads = log_loss_and_grad(
-                parts.model, loop.params, x[index], y[index], parts.loss, chunk
-            )
-        log_factor = parts.schedule.log_step_factor(state.schedule, log_batch_loss)
-        if log_factor is None:
-            return False, log_lr_sum, log_lr, 0
-        with torch.no_grad():
-            torch._foreach_add_(loop.params, grads, alpha=-math.exp(log_factor))
-        log_lr = log_factor - log_batch_loss
-        log_lr_sum = logaddexp(log_lr_sum, log_lr)
-    return True, log_lr_sum, log_lr, len(batches)
-
-
-def _evaluate(
-    parts: Assembly, x: torch.Tensor, y: torch.Tensor, parallel: DataParallel | None
-) -> Evaluation:
-    run = parallel.evaluate if parallel else evaluate
-    return run(parts.model, x, y, parts.loss, parts.config.train.chunk_size)
-
-
 def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
     parts, state = loop.parts, loop.state
     row = {
@@ -161,7 +111,7 @@ def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
         "train_acc": evaluation.accuracy,
     }
     if parts.data.x_test is not None:
-        test = _evaluate(parts, parts.data.x_test, parts.data.y_test, loop.parallel)
+        test = evaluate_split(parts, parts.data.x_test, parts.data.y_test, loop.parallel)
         row["test_acc"] = test.accuracy
         row["log10_test_loss_mean"] = test.log_loss_mean / LN10
     row.update(margin_metrics(evaluation, parts.model, parts.loss))
@@ -243,6 +193,25 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
     return None
 
 
+def _next_attempt(loop: _Loop) -> Attempt:
+    """Run the next attempt from the accepted weights, here or ahead in the worker."""
+    state = loop.state
+    if loop.speculator is not None:
+        return loop.speculator.attempt(
+            loop.params, loop.accepted, state.epoch, state.attempts, state.schedule
+        )
+    attempt = run_attempt(
+        loop.parts,
+        loop.params,
+        state.schedule,
+        state.attempts,
+        start_gradient=loop.accepted_gradient,
+        parallel=loop.parallel,
+    )
+    loop.accepted_gradient = attempt.start_gradient
+    return attempt
+
+
 def _loop(loop: _Loop, evaluation: Evaluation) -> str:
     """Train until a stopping rule holds; return why it stopped."""
     parts, state = loop.parts, loop.state
@@ -250,14 +219,19 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
     while (
         reason := _finished_reason(parts.config, state, evaluation.log_loss_mean / LN10)
     ) is None:
-        completed, log_lr_sum, log_lr, steps = _train_epoch(loop)
-        attempt = _evaluate(parts, parts.data.x_train, parts.data.y_train, loop.parallel)
+        attempt = _next_attempt(loop)
         # From here to the end of the epoch's records the state changes as a whole: a stop
         # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
         with _bookkeeping(loop):
             state.attempts += 1
+            if attempt.evaluation is None:  # aborted
+                log_loss, margin = math.nan, None
+            else:
+                log_loss = attempt.evaluation.log_loss_mean
+                margin = margin_metrics(attempt.evaluation, parts.model, parts.loss)
+                margin = margin["smoothed_margin"]
             accepted, state.schedule = parts.schedule.end_epoch(
-                state.schedule, attempt.log_loss_mean, completed
+                state.schedule, log_loss, attempt.completed, margin
             )
             if not accepted:
                 with torch.no_grad():
@@ -266,11 +240,11 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
             with torch.no_grad():
                 torch._foreach_copy_(loop.accepted, loop.params)
             loop.accepted_gradient = None
-            evaluation = attempt
+            evaluation = attempt.evaluation
             state.epoch += 1
-            state.step += steps
-            state.log_lr = log_lr
-            state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, log_lr_sum)
+            state.step += attempt.steps
+            state.log_lr = attempt.log_lr
+            state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
             state.wall_time = time.perf_counter() - started
             _observe(loop, evaluation)
     state.wall_time = time.perf_counter() - started
@@ -335,6 +309,8 @@ def _session(loop: _Loop, evaluation: Evaluation) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if loop.speculator is not None:
+            loop.speculator.close()
         loop.progress.close()
         if loop.tensorboard is not None:
             loop.tensorboard.close()
@@ -355,7 +331,7 @@ def _start(
     parallel: DataParallel | None,
 ) -> None:
     fresh = state is None
-    evaluation = _evaluate(parts, parts.data.x_train, parts.data.y_train, parallel)
+    evaluation = evaluate_split(parts, parts.data.x_train, parts.data.y_train, parallel)
     if fresh:
         state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
     params = trainable_parameters(parts.model)
@@ -373,6 +349,13 @@ def _start(
     _announce_model(loop)
     if fresh:
         _observe(loop, evaluation)
+    if parts.config.train.speculate:
+        if parts.device.type == "cpu":
+            loop.speculator = Speculator(parts)
+        else:
+            loop.progress.message(
+                f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
+            )
     _session(loop, evaluation)
 
 

@@ -9,8 +9,9 @@ A schedule is a small immutable object with three methods (in the spirit of opta
 - ``init(log_loss)`` -> :class:`ScheduleState`, given the initial log mean training loss;
 - ``log_step_factor(state, log_batch_loss)`` -> ``log(eta * L_B)`` for the next step, or
   ``None`` to abort the epoch (a failed attempt);
-- ``end_epoch(state, log_loss, completed)`` -> ``(accepted, new_state)`` after the full
-  training loss of the attempt is known.
+- ``end_epoch(state, log_loss, completed, smoothed_margin=None)`` -> ``(accepted, new_state)``
+  after the full training loss of the attempt (and its smoothed margin, where defined) is
+  known.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ class ScheduleState:
         Log mean training loss at the end of the last accepted epoch.
     rollbacks : int
         Rejected attempts so far.
+    smoothed_margin : float or None
+        Smoothed normalized margin at the end of the last accepted epoch, when defined.
     """
 
     alpha: float
     log_frame: float
     rollbacks: int = 0
+    smoothed_margin: float | None = None
 
 
 def _check_finite(log_loss: float, completed: bool, what: str) -> None:
@@ -72,10 +76,14 @@ class Constant:
         return math.log(self.lr) + log_batch_loss if math.isfinite(log_batch_loss) else None
 
     def end_epoch(
-        self, state: ScheduleState, log_loss: float, completed: bool
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
         _check_finite(log_loss, completed, "constant")
-        return True, replace(state, log_frame=log_loss)
+        return True, replace(state, log_frame=log_loss, smoothed_margin=smoothed_margin)
 
 
 @dataclass(frozen=True)
@@ -88,13 +96,18 @@ class LossBased:
     ``alpha /= down``. A batch loss above ``loss_ub * Lbar`` (or nan/inf) aborts the attempt.
     Training stops when ``alpha < min_alpha``.
 
+    With ``reject_margin_decrease`` (not in the reference code) an epoch is also rejected
+    when it lowered the smoothed normalized margin, so the margin never decreases from one
+    accepted epoch to the next. Lyu & Li (Thm 4.2) prove this monotonicity for gradient
+    descent with a small enough step; the rejection retries with a smaller one.
+
     Examples
     --------
     >>> schedule = LossBased()
     >>> state = schedule.init(log_loss=0.0)
     >>> accepted, state = schedule.end_epoch(state, log_loss=-1.0, completed=True)
     >>> accepted, round(state.alpha, 6)
-    (True, 0.114870)
+    (True, 0.11487)
     """
 
     alpha: float = 0.1
@@ -102,6 +115,7 @@ class LossBased:
     down: float = 2.0**0.1
     min_alpha: float = 1e-50
     loss_ub: float = 600.0
+    reject_margin_decrease: bool = False
 
     def init(self, log_loss: float) -> ScheduleState:
         return ScheduleState(alpha=self.alpha, log_frame=log_loss)
@@ -113,10 +127,30 @@ class LossBased:
         return math.log(state.alpha) + relative
 
     def end_epoch(
-        self, state: ScheduleState, log_loss: float, completed: bool
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        if completed and math.isfinite(log_loss) and log_loss <= state.log_frame:
-            return True, replace(state, alpha=state.alpha * self.up, log_frame=log_loss)
+        accepted = completed and math.isfinite(log_loss) and log_loss <= state.log_frame
+        if accepted and self.reject_margin_decrease:
+            accepted = not (
+                smoothed_margin is not None
+                and state.smoothed_margin is not None
+                and smoothed_margin < state.smoothed_margin
+            )
+        if accepted:
+            return True, replace(
+                state,
+                alpha=state.alpha * self.up,
+                log_frame=log_loss,
+                smoothed_margin=smoothed_margin,
+            )
+        return False, self.retry(state)
+
+    def retry(self, state: ScheduleState) -> ScheduleState:
+        """The state after a rejected attempt: the next attempt's, from the same weights."""
         alpha = state.alpha / self.down
         if alpha < self.min_alpha:
             raise TrainingStopped(
@@ -124,7 +158,7 @@ class LossBased:
                 f"{state.rollbacks + 1} rollbacks: the loss no longer decreases at any step "
                 "size (float precision exhausted, or the model cannot fit the data)"
             )
-        return False, replace(state, alpha=alpha, rollbacks=state.rollbacks + 1)
+        return replace(state, alpha=alpha, rollbacks=state.rollbacks + 1)
 
 
 @dataclass(frozen=True)
@@ -146,10 +180,14 @@ class Normalized:
         return math.log(self.alpha) if math.isfinite(log_batch_loss) else None
 
     def end_epoch(
-        self, state: ScheduleState, log_loss: float, completed: bool
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
         _check_finite(log_loss, completed, "normalized")
-        return True, replace(state, log_frame=log_loss)
+        return True, replace(state, log_frame=log_loss, smoothed_margin=smoothed_margin)
 
 
 Schedule = Constant | LossBased | Normalized
