@@ -188,7 +188,11 @@ def _cnn_config(setting: Setting, schedule: dict, max_epochs: int, bias: str = "
         config["threads"] = None if setting.spec == LYU_LI_MNIST_CNN else 1
     config["data"] = dict(setting.data)
     config["model"] = {"kind": "cnn", "spec": setting.spec, "bias": bias}
+    # The paper's rule: an epoch is rolled back only when the loss rose.
+    config["train"]["reject_margin_decrease"] = False
     config["train"].update(schedule)
+    # On one thread per process, the retries run ahead on a second core.
+    config["train"]["speculate"] = schedule["schedule"] == "loss_based" and config["threads"] == 1
     config["train"]["batch_size"] = setting.batch_size
     config["train"]["max_epochs"] = max_epochs
     config["train"]["target_log10_loss"] = (
