@@ -228,8 +228,8 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
                 log_loss, margin = math.nan, None
             else:
                 log_loss = attempt.evaluation.log_loss_mean
-                margin = margin_metrics(attempt.evaluation, parts.model, parts.loss)
-                margin = margin["smoothed_margin"]
+                metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
+                margin = metrics["smoothed_margin"]
             accepted, state.schedule = parts.schedule.end_epoch(
                 state.schedule, log_loss, attempt.completed, margin
             )
