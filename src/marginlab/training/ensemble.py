@@ -4,9 +4,10 @@ Replicas share the architecture, loss, dtype and schedule kind; they may differ 
 in initialization and, for seeded data sets, in data) and in every step-size setting
 (``train.lr``, ``train.alpha``, ``alpha_up``, ``alpha_down``, ``min_alpha``, ``loss_ub``)
 and stopping rule (``max_epochs``, ``target_log10_loss``). The parameters are stacked with
-``torch.func.stack_module_state`` and one ``vmap`` of ``grad_and_value`` over
+``torch.func.stack_module_state``. On a GPU one ``vmap`` of ``grad_and_value`` over
 ``functional_call`` gives every replica's ``log L`` and ``grad log L`` in one pass, so 32
-small runs cost about as much as a few.
+small runs cost about as much as a few; on a CPU, where that pass is slower per replica than
+one replica alone, the replicas take turns within each step.
 
 Each replica follows exactly the engine's full-batch update (:mod:`marginlab.training.engine`):
 ``theta -= exp(log_factor) * grad log L`` with the schedule's ``log_factor`` in log space, and
@@ -178,8 +179,26 @@ class _Replicas:
 
     def evaluate(self, params: Params) -> tuple[Params, torch.Tensor, torch.Tensor]:
         """Return ``grad log L`` (stacked), ``log L`` ``(K,)`` and sample margins ``(K, N)``."""
+        if self.device.type == "cpu":
+            return self._evaluate_each(params)
         grads, (log_loss, margins) = self._step(params, self.frozen, self.x, self.y)
         return grads, log_loss.detach(), margins
+
+    def _evaluate_each(self, params: Params) -> tuple[Params, torch.Tensor, torch.Tensor]:
+        # On a CPU the stacked pass is slower per replica than one replica at a time (the
+        # Chizat & Bach step at K = 32: 1.42 ms against 0.83 ms per replica), so there the
+        # replicas take turns, with plain autograd.
+        names = list(params)
+        per_replica = []
+        for k in range(len(self.x)):
+            own = {n: params[n][k].detach().requires_grad_() for n in names}
+            frozen = {n: t[k] for n, t in self.frozen.items()}
+            log_loss, margins = self._log_loss(own, frozen, self.x[k], self.y[k])
+            grads = torch.autograd.grad(log_loss, [own[n] for n in names])
+            per_replica.append((grads, log_loss.detach(), margins))
+        grads = {n: torch.stack([g[i] for g, _, _ in per_replica]) for i, n in enumerate(names)}
+        log_loss = torch.stack([value for _, value, _ in per_replica])
+        return grads, log_loss, torch.stack([m for _, _, m in per_replica])
 
     def norm(self, params: Params) -> torch.Tensor:
         squares = [params[n].double().flatten(1).pow(2).sum(1) for n in self.norm_names]
