@@ -189,15 +189,28 @@ def test_loss_levels_below_float64_select_the_right_checkpoint(tmp_path):
     assert run.checkpoint(1e-100).epoch == 999  # below float32's range too
 
 
-def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path):
+def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch):
     # Many rejections (alpha starts far too large), minibatches, the margin guard on.
     config = tiny_config(max_epochs=25, batch_size=40, alpha=50.0, reject_margin_decrease=True)
     config["threads"] = 1
     plain = load_run(train(config, tmp_path / "plain", progress=False))
+
+    from marginlab.training import engine, speculation
+
+    served = []
+
+    class Counting(speculation.Speculator):
+        def _collect(self, job):
+            result = super()._collect(job)
+            served.append(result is not None)
+            return result
+
+    monkeypatch.setattr(engine, "Speculator", Counting)
     config["train"]["speculate"] = True
     ahead = load_run(train(config, tmp_path / "ahead", progress=False))
     rows = plain.store.metrics()
     assert rows[-1]["rollbacks"] > 5 and rows[-1]["epoch"] == 25
+    assert sum(served) > 0  # some attempts did come from the worker
     assert strip_time(ahead.store.metrics()) == strip_time(rows)
     a, _ = plain.store.load_checkpoint(LATEST)
     b, _ = ahead.store.load_checkpoint(LATEST)

@@ -224,12 +224,13 @@ def _loop(loop: _Loop, evaluation: Evaluation) -> str:
         # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
         with _bookkeeping(loop):
             state.attempts += 1
-            if attempt.evaluation is None:  # aborted
-                log_loss, margin = math.nan, None
-            else:
+            log_loss, margin = math.nan, None  # an aborted attempt has no evaluation
+            if attempt.evaluation is not None:
                 log_loss = attempt.evaluation.log_loss_mean
-                metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
-                margin = metrics["smoothed_margin"]
+                # Only the margin guard reads it; the norms cost a pass over the weights.
+                if parts.config.train.reject_margin_decrease:
+                    metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
+                    margin = metrics["smoothed_margin"]
             accepted, state.schedule = parts.schedule.end_epoch(
                 state.schedule, log_loss, attempt.completed, margin
             )

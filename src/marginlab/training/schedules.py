@@ -38,7 +38,8 @@ class ScheduleState:
     rollbacks : int
         Rejected attempts so far.
     smoothed_margin : float or None
-        Smoothed normalized margin at the end of the last accepted epoch, when defined.
+        Smoothed normalized margin at the end of the last accepted epoch, kept by the
+        loss-based schedule when it guards the margin (and when the margin is defined).
     """
 
     alpha: float
@@ -83,7 +84,7 @@ class Constant:
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
         _check_finite(log_loss, completed, "constant")
-        return True, replace(state, log_frame=log_loss, smoothed_margin=smoothed_margin)
+        return True, replace(state, log_frame=log_loss)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class Normalized:
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
         _check_finite(log_loss, completed, "normalized")
-        return True, replace(state, log_frame=log_loss, smoothed_margin=smoothed_margin)
+        return True, replace(state, log_frame=log_loss)
 
 
 Schedule = Constant | LossBased | Normalized
