@@ -1,0 +1,104 @@
+"""The log of the summed loss and its closed-form gradient, against autograd and mpmath."""
+
+import mpmath
+import pytest
+import torch
+
+from marginlab.losses import get_loss
+from marginlab.measure.gradient import log_loss_and_grad, log_loss_sum
+from marginlab.measure.margins import pairwise_margins
+
+mpmath.mp.dps = 50
+LOSSES = ["exponential", "logistic", "cross_entropy"]
+
+
+def _composed(outputs, y, loss):
+    return torch.logsumexp(loss.log_per_sample(pairwise_margins(outputs, y)), dim=0)
+
+
+def _outputs(n, classes, scale, seed, separable=False):
+    generator = torch.Generator().manual_seed(seed)
+    outputs = torch.randn(n, classes, generator=generator, dtype=torch.float64) * scale
+    y = torch.randint(0, max(classes, 2), (n,), generator=generator)
+    if separable:  # every margin about `scale`: the loss is near exp(-scale)
+        if classes == 1:
+            outputs[:, 0] = (2.0 * y - 1.0) * (outputs[:, 0].abs() + scale)
+        else:
+            outputs[torch.arange(n), y] += 5 * scale
+    return outputs, y
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("classes", [1, 2, 10])
+@pytest.mark.parametrize(
+    "scale, separable",
+    [(1e-3, False), (1.0, False), (30.0, False), (1e3, False), (1e3, True), (1e6, True)],
+)
+def test_value_and_gradient_equal_the_composed_formula(name, classes, scale, separable):
+    loss = get_loss(name)
+    outputs, y = _outputs(40, classes, scale, seed=classes, separable=separable)
+    outputs.requires_grad_(True)
+    ours = log_loss_sum(outputs, y, loss)
+    reference = _composed(outputs, y, loss)
+    (grad,) = torch.autograd.grad(ours, outputs)
+    (reference_grad,) = torch.autograd.grad(reference, outputs)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-13, abs=1e-13)
+    assert torch.allclose(grad, reference_grad, rtol=1e-10, atol=1e-300)
+    assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("shift", [-800.0, -3.0, 0.0, 2.0, 750.0, 2500.0])
+def test_gradient_matches_mpmath_differentiation(name, shift):
+    # two samples, three classes; the true-class logit is raised by `shift`, so the loss runs
+    # from 1e3 to 1e-1000
+    rows = [[shift + 0.7, -0.4, 0.9], [0.3, shift - 1.1, 0.2]]
+    y = [0, 1]
+    loss = get_loss(name)
+
+    def log_total(*flat):
+        total = 0
+        for n in range(2):
+            wrong = [flat[3 * n + j] - flat[3 * n + y[n]] for j in range(3) if j != y[n]]
+            inner = mpmath.fsum(mpmath.exp(z) for z in wrong)
+            total += inner if name == "exponential" else mpmath.log1p(inner)
+        return mpmath.log(total)
+
+    flat = [mpmath.mpf(v) for row in rows for v in row]
+    outputs = torch.tensor(rows, dtype=torch.float64, requires_grad=True)
+    value = log_loss_sum(outputs, torch.tensor(y), loss)
+    (grad,) = torch.autograd.grad(value, outputs)
+    assert float(value) == pytest.approx(float(log_total(*flat)), rel=1e-13)
+    for i in range(6):
+        partial = [0] * 6
+        partial[i] = 1
+        exact = float(mpmath.diff(log_total, flat, tuple(partial)))
+        assert grad.view(-1)[i].item() == pytest.approx(exact, rel=1e-10, abs=1e-15), i
+
+
+def test_float32_outputs_get_a_float32_gradient_from_a_float64_loss():
+    outputs, y = _outputs(20, 10, 30.0, seed=0)
+    single = outputs.float().requires_grad_(True)
+    value = log_loss_sum(single, y, get_loss("cross_entropy"))
+    (grad,) = torch.autograd.grad(value, single)
+    assert value.dtype == torch.float64 and grad.dtype == torch.float32
+    reference = outputs.float().double().requires_grad_(True)
+    (reference_grad,) = torch.autograd.grad(
+        _composed(reference, y, get_loss("cross_entropy")), reference
+    )
+    assert torch.allclose(grad.double(), reference_grad, rtol=1e-5, atol=1e-12)
+
+
+def test_chunked_gradient_equals_one_chunk():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8, bias=False), torch.nn.ReLU(), torch.nn.Linear(8, 3, bias=False)
+    ).double()
+    params = list(model.parameters())
+    x, y = torch.randn(37, 5, dtype=torch.float64), torch.randint(0, 3, (37,))
+    loss = get_loss("cross_entropy")
+    whole, whole_grads = log_loss_and_grad(model, params, x, y, loss)
+    chunked, chunked_grads = log_loss_and_grad(model, params, x, y, loss, chunk_size=10)
+    assert chunked == pytest.approx(whole, rel=1e-14)
+    for a, b in zip(whole_grads, chunked_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
