@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from marginlab.models.activations import Activation
+from marginlab.models.conv import SameConv2d
 
 BIAS_MODES = ("none", "first", "all")
 """``none``: no bias; ``first``: first layer only (homogeneous); ``all``: every layer."""
@@ -188,9 +189,9 @@ def conv(
     bias: bool,
     generator: torch.Generator,
     init: Initializer,
-) -> nn.Conv2d:
-    """A stride-1 SAME-padded ``nn.Conv2d`` with ``init`` weights (fan-in ``kh kw c_in``)."""
-    layer = skip_init(nn.Conv2d, in_channels, out_channels, kernel, padding="same", bias=bias)
+) -> SameConv2d:
+    """A stride-1 SAME-padded convolution with ``init`` weights (fan-in ``kh kw c_in``)."""
+    layer = skip_init(SameConv2d, in_channels, out_channels, kernel, bias=bias)
     return _initialized(layer, kernel[0] * kernel[1] * in_channels, generator, init)
 
 
