@@ -130,19 +130,21 @@ def run_attempt(
     else:
         order = torch.randperm(len(x), generator=shuffle_generator(parts.config.seed, index))
         order = order.to(x.device)
-        batches = [order[i : i + batch] for i in range(0, len(x) - batch + 1, batch)]
+        # one gather per epoch; the batches are then views
+        shuffled_x, shuffled_y = x[order], y[order]
+        batches = [slice(i, i + batch) for i in range(0, len(x) - batch + 1, batch)]
     log_lr_sum, log_lr, steps = -math.inf, None, len(batches)
-    for indices in batches:
+    for rows in batches:
         if cancelled is not None and cancelled():
             raise Cancelled
-        if indices is None:
+        if rows is None:
             if start_gradient is None:
                 gradient = parallel.log_loss_and_grad if parallel else log_loss_and_grad
                 start_gradient = gradient(parts.model, params, x, y, parts.loss, chunk)
             log_batch_loss, grads = start_gradient
         else:
             log_batch_loss, grads = log_loss_and_grad(
-                parts.model, params, x[indices], y[indices], parts.loss, chunk
+                parts.model, params, shuffled_x[rows], shuffled_y[rows], parts.loss, chunk
             )
         log_factor = parts.schedule.log_step_factor(schedule, log_batch_loss)
         if log_factor is None:
