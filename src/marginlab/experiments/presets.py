@@ -49,8 +49,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
             "model": {
                 "kind": "cnn",
                 # Depth buys speed: with the loss-based schedule log L falls about linearly
-                # in epochs, and faster for a higher order (0.19 decades per epoch here
-                # against 0.053 for conv,conv,fc32,fc10 at the same cost per epoch).
+                # in epochs, and faster for a higher order (0.09 to 0.2 decades per epoch
+                # here, depending on the path, against 0.053 for conv,conv,fc32,fc10 at the
+                # same cost per epoch).
                 "spec": DIGITS_CNN,
                 "bias": "first",
             },
