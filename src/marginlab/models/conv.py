@@ -58,7 +58,7 @@ class SameConv2d(nn.Conv2d):
         super().__init__(
             in_channels, out_channels, kernel, padding="same", bias=bias, device=device, dtype=dtype
         )
-        self._shift_matrices: dict[tuple[int, int, torch.dtype], torch.Tensor] = {}
+        self._shift_matrices: dict[tuple[int, int], torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._dense_pays(x):
@@ -66,7 +66,7 @@ class SameConv2d(nn.Conv2d):
         n, c, h, w = x.shape
         area = h * w
         matrix = (
-            (self.weight.reshape(-1, self.weight[0, 0].numel()) @ self._shifts(h, w, x.dtype))
+            (self.weight.reshape(self.out_channels * c, -1) @ self._shifts(h, w))
             .view(self.out_channels, c, area, area)
             .permute(1, 2, 0, 3)
             .reshape(c * area, self.out_channels * area)
@@ -85,11 +85,10 @@ class SameConv2d(nn.Conv2d):
             and c * self.out_channels * (h * w) ** 2 <= _MAX_MATRIX_ENTRIES
         )
 
-    def _shifts(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+    def _shifts(self, h: int, w: int) -> torch.Tensor:
         """``(kh kw, h w h w)``: entry ``((a, b), (r, s), (i, j))`` is 1 where input pixel
         ``(r, s)`` meets kernel tap ``(a, b)`` for output pixel ``(i, j)``."""
-        key = (h, w, dtype)
-        if key not in self._shift_matrices:
+        if (h, w) not in self._shift_matrices:
             kh, kw = self.kernel_size
             a = torch.arange(kh).view(kh, 1, 1, 1, 1, 1)
             b = torch.arange(kw).view(1, kw, 1, 1, 1, 1)
@@ -99,5 +98,5 @@ class SameConv2d(nn.Conv2d):
             j = torch.arange(w).view(1, 1, 1, 1, 1, w)
             # "same" pads (k - 1) // 2 before and the rest after, as torch does
             hits = (r == i + a - (kh - 1) // 2) & (s == j + b - (kw - 1) // 2)
-            self._shift_matrices[key] = hits.to(dtype).reshape(kh * kw, (h * w) ** 2)
-        return self._shift_matrices[key]
+            self._shift_matrices[h, w] = hits.double().reshape(kh * kw, (h * w) ** 2)
+        return self._shift_matrices[h, w]
