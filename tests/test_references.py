@@ -172,6 +172,20 @@ def test_f1_grid_and_column_generation_agree_in_d3():
     assert outputs.min() == pytest.approx(cg.lower, rel=1e-7)
 
 
+def test_f1_with_an_inexact_oracle_keeps_its_upper_value_above_the_lower_bound():
+    # In d = 8 the oracle is an ascent; with few starts it misses the maximum of early duals.
+    # Those values are no bound on gamma_1, so they must not end the column generation.
+    data = load_dataset("clusters", n=64, d=8, k=3, test_n=0)
+    x, y = data.x_train.numpy(), data.y_train.numpy()
+    result = f1_max_margin(
+        x, y, tol=1e-3, max_rounds=300, initial=50, oracle_starts=5, oracle_iterations=10
+    )
+    assert not result.certified
+    assert result.lower <= result.upper <= (1 + 1e-3) * result.lower
+    outputs = (2 * y - 1) * (np.maximum(x @ result.directions.T, 0) @ result.weights)
+    assert outputs.min() == pytest.approx(result.lower, rel=1e-7)
+
+
 def test_f1_on_two_orthogonal_points():
     # One neuron on the bisector: gamma_1 = 1 / sqrt(2) (chizat-vardi.md V4).
     result = f1_max_margin(np.eye(2), np.array([1, 1]), tol=1e-6)

@@ -377,7 +377,10 @@ def f1_max_margin(
     exact : bool, optional
         Exact inner maximization (default: ``d <= 3``).
     oracle_starts, oracle_iterations : int
-        Multistart ascent settings of the inexact oracle.
+        Multistart ascent settings of the inexact oracle. Before it stops, column
+        generation repeats the ascent with ten times the starts; ``upper`` is the value
+        of the last dual, which lies above ``lower`` but bounds ``gamma_1`` only if the
+        ascent found the maximum.
     seed : int
         Seed of the initial directions and the oracle's starts.
 
@@ -417,18 +420,30 @@ def f1_max_margin(
                 break
             dictionary = np.concatenate([dictionary, pool[np.argsort(-priced)[:per_round]]])
             continue
+        support = dictionary[np.abs(weights) > 0]
         value, found, certified = _dual_upper(
-            x,
-            signs,
-            p,
-            exact,
-            dictionary[np.abs(weights) > 0],
-            oracle_starts,
-            oracle_iterations,
-            per_round,
-            seed + rounds,
+            x, signs, p, exact, support, oracle_starts, oracle_iterations, per_round, seed + rounds
         )
-        if value < upper:  # every exact oracle value bounds gamma_1: keep the best dual
+        if not certified and value <= (1.0 + tol) * lower:
+            # Before stopping on an ascent's word, ask one with ten times the starts.
+            value, found, _ = _dual_upper(
+                x,
+                signs,
+                p,
+                exact,
+                support,
+                10 * oracle_starts,
+                oracle_iterations,
+                per_round,
+                seed + rounds,
+            )
+        if certified:
+            # Every exact value bounds gamma_1, so the smallest is kept.
+            if value < upper:
+                upper, dual = value, p
+        else:
+            # An ascent can miss the maximum of an early dual and report a value below
+            # gamma_1; only the current dual's value, found from its own support, is kept.
             upper, dual = value, p
         if upper <= (1.0 + tol) * lower or rounds >= max_rounds:
             break
