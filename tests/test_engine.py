@@ -197,13 +197,22 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
 
     from marginlab.training import engine, speculation
 
-    served = []
+    served, early = [], []
 
     class Counting(speculation.Speculator):
-        def _collect(self, job):
-            result = super()._collect(job)
-            served.append(result is not None)
-            return result
+        def __init__(self, parts):
+            super().__init__(parts)
+            assert self.ready(timeout=60)  # the tiny run would finish before the worker starts
+
+        def _receive(self):
+            job = self._in_worker
+            super()._receive()
+            served.append(job in self._done)
+
+        def _run_here(self, job, waiting_for):
+            super()._run_here(job, waiting_for)
+            if waiting_for is not None:
+                early.append(job in self._done)
 
     monkeypatch.setattr(engine, "Speculator", Counting)
     config["train"]["speculate"] = True
@@ -211,6 +220,8 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
     rows = plain.store.metrics()
     assert rows[-1]["rollbacks"] > 5 and rows[-1]["epoch"] == 25
     assert sum(served) > 0  # some attempts did come from the worker
+    # and while waiting for it, this process ran the retries after them (kept or cancelled)
+    assert sum(early) > 0 and not all(early)
     assert strip_time(ahead.store.metrics()) == strip_time(rows)
     a, _ = plain.store.load_checkpoint(LATEST)
     b, _ = ahead.store.load_checkpoint(LATEST)

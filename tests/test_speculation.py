@@ -44,6 +44,7 @@ def test_a_retry_run_ahead_equals_the_local_retry():
     parts, params, accepted, state = _start()
     speculator = Speculator(parts)
     try:
+        assert speculator.ready(timeout=60)
         speculator.attempt(params, accepted, 0, 0, state)  # runs 0 here, 1 in the worker
         retry = parts.schedule.retry(state)
         ahead = speculator.attempt(params, accepted, 0, 1, retry)
@@ -60,6 +61,7 @@ def test_a_killed_worker_leaves_the_attempts_to_this_process():
     parts, params, accepted, state = _start()
     speculator = Speculator(parts)
     try:
+        assert speculator.ready(timeout=60)
         speculator.attempt(params, accepted, 0, 0, state)
         speculator._process.kill()
         speculator._process.join()

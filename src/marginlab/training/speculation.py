@@ -1,17 +1,22 @@
-"""Speculative retries: a second process runs the retry of each attempt while it runs.
+"""Speculative retries: both cores work through the retries of an epoch ahead of time.
 
 Under the loss-based schedule alpha climbs until an epoch fails, so once it reaches the edge
 of stability most attempts are rejected: with the reference factors (up 2^(1/5), down
-2^(1/10)) two of every three. A retry starts from the same accepted weights, with the
-alpha and shuffle that a rejection implies, so it can start before the rejection is known.
-While this process runs attempt k, a worker process runs attempt k+1 as if k were rejected;
-when k is rejected the retry is ready, and when k is accepted the worker's attempt is
-cancelled. On two cores this makes an accept-reject-reject cycle cost two attempt times
-instead of three.
+2^(1/10)) two of every three. The retries of an epoch all start from the same accepted
+weights, with the alpha and shuffle that the rejections before them imply, so they can run
+before those rejections are known: attempts ``k, k+1, k+2, ...`` form a chain that ends at
+the first accepted one. This process and a worker process take the links of the chain in
+order, each starting the next one as soon as it is free; an attempt that fails early (a
+batch loss far above the frame) frees its process early. When a link is accepted, the links
+after it are cancelled and the next epoch's chain starts. On two cores an epoch of two
+rejections and an acceptance costs about two attempt times instead of three, and less when
+attempts abort.
 
 Each attempt is a function of its starting weights, schedule state and index (see
 :mod:`marginlab.training.attempt`), computed by the same code with the same number of
 threads in both processes, so the trajectory is the same as without the worker, bit for bit.
+Which attempts are accepted is still decided by the engine, in order; the chain only uses
+the schedule's rule to stop its own speculative work early.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ import numpy as np
 import torch
 
 from marginlab.assemble import Assembly
-from marginlab.measure.margins import Evaluation, trainable_parameters
+from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.training.attempt import Attempt, Cancelled, run_attempt
 from marginlab.training.schedules import ScheduleState, TrainingStopped
+
+# Links run here while the worker runs an earlier one, at most; each holds a copy of the
+# weights until the engine reaches it.
+_MAX_AHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -37,9 +46,25 @@ class _Job:
     schedule: ScheduleState
 
 
+@dataclass
+class _Result:
+    attempt: Attempt
+    weights: list[np.ndarray]
+    # Smoothed margin at the attempt's weights, for the margin guard (None without it).
+    margin: float | None
+
+
 def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:
     # Arrays pickle by value; tensors would travel as shared memory that both sides write.
     return [t.detach().cpu().numpy().copy() for t in tensors]
+
+
+def _finish(parts: Assembly, params: list[torch.Tensor], attempt: Attempt) -> _Result:
+    """Package an attempt that just ran in ``params`` (its weights are copied)."""
+    margin = None
+    if attempt.evaluation is not None and parts.config.train.reject_margin_decrease:
+        margin = margin_metrics(attempt.evaluation, parts.model, parts.loss)["smoothed_margin"]
+    return _Result(attempt, _arrays(params), margin)
 
 
 def _serve(parts: Assembly, threads: int, connection, cancel) -> None:
@@ -50,6 +75,7 @@ def _serve(parts: Assembly, threads: int, connection, cancel) -> None:
     torch.set_num_threads(threads)
     params = trainable_parameters(parts.model)
     try:
+        connection.send((0, None))  # started: until now the main process works alone
         _answer(parts, params, connection, cancel)
     except (EOFError, BrokenPipeError):
         pass  # the main process is gone
@@ -68,22 +94,25 @@ def _answer(parts: Assembly, params: list[torch.Tensor], connection, cancel) -> 
         except Cancelled:
             connection.send((number, None))
             continue
+        result = _finish(parts, params, attempt)
         evaluation = attempt.evaluation
         tensors = None if evaluation is None else [evaluation.log_losses, evaluation.margins]
-        result = (attempt.completed, attempt.log_lr_sum, attempt.log_lr, attempt.steps)
-        connection.send((number, (*result, tensors and _arrays(tensors), _arrays(params))))
+        # The evaluation travels as arrays; start_gradient is full batch only, never here.
+        summary = (attempt.completed, attempt.log_lr_sum, attempt.log_lr, attempt.steps)
+        message = (summary, tensors and _arrays(tensors), result.weights, result.margin)
+        connection.send((number, message))
 
 
-def _attempt_from(message: tuple) -> tuple[Attempt, list[np.ndarray]]:
-    completed, log_lr_sum, log_lr, steps, evaluation, weights = message
+def _result_from(message: tuple) -> _Result:
+    (completed, log_lr_sum, log_lr, steps), evaluation, weights, margin = message
     if evaluation is not None:
         log_losses, margins = (torch.from_numpy(array) for array in evaluation)
         evaluation = Evaluation(log_losses, margins)
-    return Attempt(completed, log_lr_sum, log_lr, steps, evaluation), weights
+    return _Result(Attempt(completed, log_lr_sum, log_lr, steps, evaluation), weights, margin)
 
 
 class Speculator:
-    """Runs attempts here and their retries ahead of time in a worker process.
+    """Runs the retries of each epoch ahead of time, here and in a worker process.
 
     Parameters
     ----------
@@ -114,8 +143,13 @@ class Speculator:
         )
         self._process.start()
         worker_end.close()
-        self._sent = 0
-        self._pending: _Job | None = None
+        self._started = False
+        self._sent = 0  # number of the last job sent to the worker
+        self._in_worker: _Job | None = None  # the link the worker runs
+        self._furthest: _Job | None = None  # the last link started, here or there
+        self._done: dict[_Job, _Result] = {}  # finished links of the current chain
+        self._params: list[torch.Tensor] = []
+        self._accepted: list[torch.Tensor] = []
 
     def attempt(
         self,
@@ -127,47 +161,134 @@ class Speculator:
     ) -> Attempt:
         """Run attempt ``index`` from the accepted weights, as the engine would here.
 
-        ``params`` ends holding the attempt's weights, as after :func:`run_attempt`.
+        ``params`` holds the accepted weights on entry and the attempt's weights on return,
+        as around :func:`run_attempt`; the engine asks for the attempts in order.
         """
+        self._params, self._accepted = params, accepted
+        job = _Job(epoch, index, schedule)
         try:
-            ahead = self._collect(_Job(epoch, index, schedule))
-            if ahead is not None:
-                attempt, weights = ahead
-                with torch.no_grad():
-                    for param, array in zip(params, weights, strict=True):
-                        param.copy_(torch.from_numpy(array))
-                return attempt
-            self._dispatch(accepted, epoch, index, schedule)
+            self._forget_other_chains(job)
+            if job in self._done:
+                self._keep_worker_busy()
+            elif self._in_worker == job:
+                self._await(job)
+            else:
+                self._furthest = job
+                self._keep_worker_busy()
+                self._run_here(job, waiting_for=None)
         except (EOFError, OSError):
             # The worker is gone (killed from outside): carry on without it.
-            self._pending = None
+            self._in_worker = None
             if self._process.is_alive():
                 self._process.kill()
-        return run_attempt(self.parts, params, schedule, index)
+            if job not in self._done:
+                self._run_here(job, waiting_for=None)
+        result = self._done.pop(job)
+        with torch.no_grad():
+            for param, array in zip(params, result.weights, strict=True):
+                param.copy_(torch.from_numpy(array))
+        return result.attempt
 
-    def _collect(self, job: _Job) -> tuple[Attempt, list[np.ndarray]] | None:
-        """The worker's result when it ran ``job``; otherwise cancel what it runs."""
-        if self._pending is None:
-            return None
-        ready, self._pending = self._pending == job, None
-        if not ready:
+    def _forget_other_chains(self, job: _Job) -> None:
+        """Drop the links that ``job`` made moot: earlier ones, or another epoch's."""
+
+        def current(link: _Job) -> bool:
+            return link.epoch == job.epoch and link.index >= job.index
+
+        if self._in_worker is not None and not current(self._in_worker):
             self._cancel.value = self._sent
-        _, message = self._connection.recv()
-        return _attempt_from(message) if ready and message is not None else None
+            self._connection.recv()  # its reply: a result or the cancellation
+            self._in_worker = None
+        self._done = {link: result for link, result in self._done.items() if current(link)}
+        if self._furthest is not None and not current(self._furthest):
+            self._furthest = None
 
-    def _dispatch(
-        self, accepted: list[torch.Tensor], epoch: int, index: int, schedule: ScheduleState
-    ) -> None:
-        """Start the retry of attempt ``index`` in the worker, if a retry is possible."""
-        if not self._process.is_alive():
-            return
+    def _next_link(self) -> _Job | None:
+        """The retry of the last link started, or None when the schedule would stop."""
+        last = self._furthest
+        if last is None:
+            return None
         try:
-            retry = self.parts.schedule.retry(schedule)
+            return _Job(last.epoch, last.index + 1, self.parts.schedule.retry(last.schedule))
         except TrainingStopped:
+            return None
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        """Whether the worker has started, waiting up to ``timeout`` seconds for it."""
+        if not self._started and self._connection.poll(timeout):
+            self._connection.recv()
+            self._started = True
+        return self._started
+
+    def _keep_worker_busy(self) -> None:
+        if self._in_worker is not None or not self._process.is_alive() or not self.ready():
+            return
+        link = self._next_link()
+        if link is None:
             return
         self._sent += 1
-        self._connection.send((self._sent, _arrays(accepted), retry, index + 1))
-        self._pending = _Job(epoch, index + 1, retry)
+        self._connection.send((self._sent, _arrays(self._accepted), link.schedule, link.index))
+        self._in_worker = self._furthest = link
+
+    def _receive(self) -> None:
+        """Wait for the worker's current job and keep its result."""
+        _, message = self._connection.recv()
+        job, self._in_worker = self._in_worker, None
+        if message is not None and job is not None:
+            self._done[job] = _result_from(message)
+
+    def _accepted_by_rule(self, job: _Job) -> bool:
+        """Whether the engine will accept ``job``'s finished attempt (the schedule's rule)."""
+        result = self._done[job]
+        evaluation = result.attempt.evaluation
+        log_loss = evaluation.log_loss_mean if evaluation is not None else float("nan")
+        try:
+            accepted, _ = self.parts.schedule.end_epoch(
+                job.schedule, log_loss, result.attempt.completed, result.margin
+            )
+        except TrainingStopped:
+            return False
+        return accepted
+
+    def _poll(self, waiting_for: _Job | None) -> bool:
+        """Between two steps here: collect the worker's result and give it the next link.
+
+        Returns True to cancel the attempt running here: it is a retry of ``waiting_for``,
+        which the worker has finished and which will be accepted.
+        """
+        if self._in_worker is not None and self._connection.poll():
+            self._receive()
+        if waiting_for in self._done and self._accepted_by_rule(waiting_for):
+            return True
+        self._keep_worker_busy()
+        return False
+
+    def _run_here(self, job: _Job, waiting_for: _Job | None) -> None:
+        """Run ``job`` in this process from the accepted weights and keep its result."""
+        if self._furthest is None or job.index > self._furthest.index:
+            self._furthest = job
+        with torch.no_grad():
+            torch._foreach_copy_(self._params, self._accepted)
+        try:
+            attempt = run_attempt(
+                self.parts,
+                self._params,
+                job.schedule,
+                job.index,
+                cancelled=lambda: self._poll(waiting_for),
+            )
+        except Cancelled:
+            return
+        self._done[job] = _finish(self.parts, self._params, attempt)
+
+    def _await(self, job: _Job) -> None:
+        """The worker runs ``job``: meanwhile run the links after it here."""
+        while job not in self._done:
+            link = self._next_link()
+            if link is None or link.index - job.index > _MAX_AHEAD:
+                self._receive()
+            else:
+                self._run_here(link, waiting_for=job)
 
     def close(self) -> None:
         """Stop the worker (it holds nothing that needs saving)."""
