@@ -217,7 +217,7 @@ def validate(raw: dict) -> RunConfig:
         )
     if train.speculate and (train.schedule != "loss_based" or train.batch_size is None):
         raise ConfigError(
-            "train.speculate: runs the retry of each attempt ahead in a second process, which "
+            "train.speculate: runs retries ahead of time in a second process, which "
             "needs rollbacks and minibatches; set train.schedule=loss_based and "
             "train.batch_size, or drop the option"
         )

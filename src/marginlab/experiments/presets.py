@@ -65,7 +65,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
                 # SGD is not gradient descent: a few accepted epochs lower the smoothed margin
                 # (by up to 3e-4); retrying them keeps it monotone, as Thm 4.2 has it for GD.
                 "reject_margin_decrease": True,
-                # Two of three attempts are rolled back; the second core runs the retries.
+                # Two of three attempts are rolled back; both cores run retries ahead.
                 "speculate": True,
             },
             "log": {"every": 10, "checkpoint_decades": 5},
