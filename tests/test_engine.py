@@ -197,7 +197,7 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
 
     from marginlab.training import engine, speculation
 
-    served, early = [], []
+    served = []
 
     class Counting(speculation.Speculator):
         def __init__(self, parts):
@@ -209,19 +209,12 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
             super()._receive()
             served.append(job in self._done)
 
-        def _run_here(self, job, waiting_for):
-            super()._run_here(job, waiting_for)
-            if waiting_for is not None:
-                early.append(job in self._done)
-
     monkeypatch.setattr(engine, "Speculator", Counting)
     config["train"]["speculate"] = True
     ahead = load_run(train(config, tmp_path / "ahead", progress=False))
     rows = plain.store.metrics()
     assert rows[-1]["rollbacks"] > 5 and rows[-1]["epoch"] == 25
     assert sum(served) > 0  # some attempts did come from the worker
-    # and while waiting for it, this process ran the retries after them (kept or cancelled)
-    assert sum(early) > 0 and not all(early)
     assert strip_time(ahead.store.metrics()) == strip_time(rows)
     a, _ = plain.store.load_checkpoint(LATEST)
     b, _ = ahead.store.load_checkpoint(LATEST)

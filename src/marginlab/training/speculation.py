@@ -50,21 +50,15 @@ class _Job:
 class _Result:
     attempt: Attempt
     weights: list[np.ndarray]
-    # Smoothed margin at the attempt's weights, for the margin guard (None without it).
-    margin: float | None
+    # The worker's links only: smoothed margin at the attempt's weights, for the margin
+    # guard (None without it). The engine computes its own; this one lets the chain know
+    # early that a link will be accepted.
+    margin: float | None = None
 
 
 def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:
     # Arrays pickle by value; tensors would travel as shared memory that both sides write.
     return [t.detach().cpu().numpy().copy() for t in tensors]
-
-
-def _finish(parts: Assembly, params: list[torch.Tensor], attempt: Attempt) -> _Result:
-    """Package an attempt that just ran in ``params`` (its weights are copied)."""
-    margin = None
-    if attempt.evaluation is not None and parts.config.train.reject_margin_decrease:
-        margin = margin_metrics(attempt.evaluation, parts.model, parts.loss)["smoothed_margin"]
-    return _Result(attempt, _arrays(params), margin)
 
 
 def _serve(parts: Assembly, threads: int, connection, cancel) -> None:
@@ -94,12 +88,14 @@ def _answer(parts: Assembly, params: list[torch.Tensor], connection, cancel) -> 
         except Cancelled:
             connection.send((number, None))
             continue
-        result = _finish(parts, params, attempt)
         evaluation = attempt.evaluation
+        margin = None
+        if evaluation is not None and parts.config.train.reject_margin_decrease:
+            margin = margin_metrics(evaluation, parts.model, parts.loss)["smoothed_margin"]
         tensors = None if evaluation is None else [evaluation.log_losses, evaluation.margins]
         # The evaluation travels as arrays; start_gradient is full batch only, never here.
         summary = (attempt.completed, attempt.log_lr_sum, attempt.log_lr, attempt.steps)
-        message = (summary, tensors and _arrays(tensors), result.weights, result.margin)
+        message = (summary, tensors and _arrays(tensors), _arrays(params), margin)
         connection.send((number, message))
 
 
@@ -257,9 +253,11 @@ class Speculator:
         which the worker has finished and which will be accepted.
         """
         if self._in_worker is not None and self._connection.poll():
+            received = self._in_worker
             self._receive()
-        if waiting_for in self._done and self._accepted_by_rule(waiting_for):
-            return True
+            if received == waiting_for and received in self._done:
+                if self._accepted_by_rule(received):
+                    return True
         self._keep_worker_busy()
         return False
 
@@ -279,7 +277,7 @@ class Speculator:
             )
         except Cancelled:
             return
-        self._done[job] = _finish(self.parts, self._params, attempt)
+        self._done[job] = _Result(attempt, _arrays(self._params))
 
     def _await(self, job: _Job) -> None:
         """The worker runs ``job``: meanwhile run the links after it here."""
