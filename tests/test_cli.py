@@ -163,3 +163,16 @@ def test_a_signal_during_an_epochs_records_waits_for_them(tmp_path, uninterrupte
     assert interrupted.store.metrics()[-1]["epoch"] == 10
     resumed = load_run(resume(out, progress=False))
     _assert_same_run(resumed, uninterrupted)
+
+
+def test_numbers_in_exponent_notation_are_floats(tmp_path):
+    # PyYAML reads 1e-3 (no dot) as a string; a float field takes it as the number.
+    from marginlab.config import ConfigError, apply_overrides, validate
+
+    config = validate(apply_overrides(TINY, ["train.lr=1e-3", "train.alpha=2E2"]))
+    assert (config.train.lr, config.train.alpha) == (1e-3, 200.0)
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("model: {kind: mlp, hidden: [4]}\ntrain: {min_alpha: 1e-12}\n")
+    assert validate(yaml.safe_load(spec.read_text())).train.min_alpha == 1e-12
+    with pytest.raises(ConfigError, match=r"train.alpha: expected float, got '1e'"):
+        validate(apply_overrides(TINY, ["train.alpha=1e"]))

@@ -117,8 +117,12 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
 
 
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(value: Any, annotation: Any, path: str) -> Any:
-    """Check ``value`` against a type annotation; ints are accepted where floats are."""
+    """Check ``value`` against a type annotation; ints, and numbers written like ``1e-3``,
+    are accepted where floats are."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):
@@ -131,6 +135,9 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
         (item,) = typing.get_args(annotation)
         return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    # PyYAML (YAML 1.1) reads an exponent without a dot, like 1e-3, as a string.
+    if annotation is float and isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         return float(value)
     if annotation is int and isinstance(value, float) and value.is_integer():
         return int(value)
