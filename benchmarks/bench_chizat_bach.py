@@ -2,9 +2,9 @@
 
 Times, interleaved in one process on one problem (clusters data, ``m = 1000``, ``d = 15``,
 ``n = 256``): the float64 and float32 NumPy transcriptions of ``twonet``
-(``chizat_bach_numpy.py``) and marginlab's :func:`~marginlab.training.ensemble.train_ensemble`
-with one replica (full-batch GD, exponential loss, ``normalized`` schedule so every attempt
-is one accepted step, float64 and float32), and the batched loop that ``marginlab reproduce
+(``chizat_bach_numpy.py``) and a marginlab run, :func:`~marginlab.training.engine.train`
+(full-batch GD, exponential loss, ``normalized`` schedule so every attempt is one accepted
+step, float64 and float32), and the batched loop that ``marginlab reproduce
 chizat-bach`` trains with (:func:`~marginlab.experiments.papers.chizat_bach.train_twonet`,
 the reference update with its ``1 / sqrt(t + 1)`` schedule, float64 and float32). marginlab's
 per-iteration cost is the slope between a long and a short run, so set-up (data, model,
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +35,7 @@ from chizat_bach_numpy import twonet_float32, twonet_float64
 from marginlab.assemble import assemble
 from marginlab.config import validate
 from marginlab.experiments.papers.chizat_bach import train_twonet
-from marginlab.training.ensemble import train_ensemble
+from marginlab.training.engine import train
 
 WIDTH, DIM, N = 1000, 15, 256
 
@@ -57,10 +59,11 @@ def chizat_bach_config(dtype: str, iters: int) -> dict:
 
 
 def marginlab_seconds(dtype: str, iters: int) -> float:
-    """Wall seconds of a one-replica ensemble run of ``iters`` steps."""
-    start = time.perf_counter()
-    train_ensemble(chizat_bach_config(dtype, iters), seeds=[0])
-    return time.perf_counter() - start
+    """Wall seconds of a marginlab run of ``iters`` steps (run directory included)."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        train(chizat_bach_config(dtype, iters), Path(out) / "run", progress=False)
+        return time.perf_counter() - start
 
 
 def reproduction_seconds(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, iters: int) -> float:

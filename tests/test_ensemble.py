@@ -1,15 +1,20 @@
-"""Ensembles: K replicas in one batched program equal K separate runs."""
+"""Ensembles: K replicas trained together, each an ordinary run equal to the run alone."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 
 import pytest
 import torch
 
 from marginlab.config import ConfigError
-from marginlab.training.engine import train
-from marginlab.training.ensemble import train_ensemble
+from marginlab.runs.run import load_run
+from marginlab.training import ensemble
+from marginlab.training.engine import resume, train
+from marginlab.training.ensemble import replica_configs, train_ensemble
 
 CONFIG = {
     "loss": "exponential",
@@ -18,54 +23,6 @@ CONFIG = {
     "train": {"schedule": "loss_based", "alpha": 2.0, "max_epochs": 30, "target_log10_loss": None},
     "log": {"every": 10},
 }
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, rel: float) -> bool:
-    return bool(((a - b).abs() <= rel * b.abs().max()).all())
-
-
-@pytest.mark.parametrize("schedule", ["loss_based", "normalized", "constant"])
-def test_ensemble_equals_separate_runs(schedule: str) -> None:
-    config = {**CONFIG, "train": {**CONFIG["train"], "schedule": schedule}}
-    overrides = [[f"train.alpha={a}", f"train.lr={a}"] for a in (0.5, 1.0, 2.0, 4.0)]
-    together = train_ensemble(config, seeds=[0, 1, 2, 3], overrides=overrides)
-    for k in range(4):
-        alone = train_ensemble(config, seeds=[k], overrides=[overrides[k]])
-        for name, tensor in together.params.items():
-            assert _close(tensor[k], alone.params[name][0], 1e-10), name
-        mine = together.metrics[together.metrics.replica == k].reset_index(drop=True)
-        assert mine["attempts"].tolist() == alone.metrics["attempts"].tolist()
-        assert torch.allclose(
-            torch.tensor(mine["log10_loss_mean"].to_numpy()),
-            torch.tensor(alone.metrics["log10_loss_mean"].to_numpy()),
-            rtol=1e-10,
-            atol=0.0,
-        )
-
-
-def test_ensemble_follows_the_engine(tmp_path) -> None:
-    """Same step, schedule and rollbacks as the engine (full batch); batched products round
-    differently; values agree to 1e-5 (measured: 3e-7 relative at epoch 10)."""
-    result = train_ensemble(CONFIG, seeds=[0, 1])
-    for k in range(2):
-        path = train({**CONFIG, "seed": k}, tmp_path / f"run{k}", progress=False)
-        rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-        mine = result.metrics[result.metrics.replica == k]
-        # The engine also logs each new decade of the loss; compare the epochs both log.
-        rows = [r for r in rows if r["epoch"] in set(mine["epoch"])]
-        assert mine["epoch"].tolist() == [r["epoch"] for r in rows]
-        assert mine["rollbacks"].tolist() == [r["rollbacks"] for r in rows]
-        for column in ("log10_loss_mean", "normalized_margin", "param_norm"):
-            expected = torch.tensor([r[column] for r in rows], dtype=torch.float64)
-            got = torch.tensor(mine[column].to_numpy())
-            assert torch.allclose(got, expected, rtol=1e-5, atol=0.0), column
-
-
-def test_ensemble_rejects_mixed_architectures() -> None:
-    with pytest.raises(ConfigError, match="architecture"):
-        train_ensemble(CONFIG, overrides=[["model.width=20"], ["model.width=30"]])
-
-
 MULTICLASS = {
     "loss": "cross_entropy",
     "data": {"name": "digits", "classes": [0, 1, 2], "n_train": 90, "subset": "random"},
@@ -75,19 +32,111 @@ MULTICLASS = {
 }
 
 
-def test_multiclass_ensemble_follows_the_engine(tmp_path) -> None:
-    """Cross-entropy over 3 classes: the pairwise margins are vmapped too."""
-    result = train_ensemble(MULTICLASS, seeds=[5])
-    path = train({**MULTICLASS, "seed": 5}, tmp_path / "run", progress=False)
+def _rows(path) -> list[dict]:
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["epoch"] in set(result.metrics["epoch"])]
-    assert result.metrics["epoch"].tolist() == [r["epoch"] for r in rows]
-    expected = torch.tensor([r["log10_loss_mean"] for r in rows], dtype=torch.float64)
-    got = torch.tensor(result.metrics["log10_loss_mean"].to_numpy())
-    assert torch.allclose(got, expected, rtol=1e-5, atol=0.0)
+    return [{k: v for k, v in row.items() if k != "wall_time"} for row in rows]
 
 
-def test_run_replicas_writes_every_seed(tmp_path, capsys) -> None:
+def _checkpoints(path) -> list[tuple[int, str]]:
+    return [(c.epoch, c.reason) for c in load_run(path).checkpoints]
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return load_run(path).load_model().state_dict()
+
+
+def _same_run(got, expected) -> None:
+    """Two run directories hold the same trajectory, bit for bit."""
+    assert _rows(got) == _rows(expected)
+    assert _checkpoints(got) == _checkpoints(expected)
+    assert load_run(got).status["state"] == load_run(expected).status["state"]
+    for name, tensor in _weights(expected).items():
+        assert torch.equal(_weights(got)[name], tensor), name
+
+
+@pytest.mark.parametrize("schedule", ["loss_based", "normalized", "constant"])
+def test_replicas_in_turn_equal_the_runs_alone(tmp_path, schedule: str) -> None:
+    config = {**CONFIG, "train": {**CONFIG["train"], "schedule": schedule}}
+    overrides = [[f"train.alpha={a}", f"train.lr={a}"] for a in (0.5, 1.0, 2.0, 4.0)]
+    configs = replica_configs(config, seeds=[0, 1, 2, 3], overrides=overrides)
+    paths = train_ensemble(configs, [tmp_path / f"r{k}" for k in range(4)])
+    for k, path in enumerate(paths):
+        _same_run(path, train(configs[k], tmp_path / f"alone{k}", progress=False))
+    if schedule == "loss_based":  # the settings differ, and so do the trajectories
+        assert len({load_run(p).metrics["rollbacks"].iloc[-1] for p in paths}) > 1
+
+
+@pytest.mark.parametrize("config", [CONFIG, MULTICLASS], ids=["binary", "multiclass"])
+def test_batched_replicas_follow_the_engine(tmp_path, config: dict) -> None:
+    """One vmapped pass for all replicas (the GPU path, forced here on the CPU): the same
+    epochs, rollbacks and checkpoints as the runs alone; batched products round
+    differently, so values agree to 1e-6 (measured: 3e-7 relative at epoch 10)."""
+    configs = replica_configs(config, seeds=[0, 1, 2])
+    paths = train_ensemble(configs, [tmp_path / f"r{k}" for k in range(3)], batched=True)
+    for k, path in enumerate(paths):
+        alone = train(configs[k], tmp_path / f"alone{k}", progress=False)
+        got, expected = _rows(path), _rows(alone)
+        assert [r["epoch"] for r in got] == [r["epoch"] for r in expected]
+        assert [r["rollbacks"] for r in got] == [r["rollbacks"] for r in expected]
+        assert _checkpoints(path) == _checkpoints(alone)
+        for column in ("log10_loss_mean", "normalized_margin", "param_norm", "smoothed_margin"):
+            a, b = (
+                torch.tensor([math.nan if r[column] is None else r[column] for r in rows])
+                for rows in (got, expected)
+            )
+            assert torch.allclose(a, b, rtol=1e-6, atol=0.0, equal_nan=True), column
+
+
+def test_a_replica_that_stops_leaves_the_others_going(tmp_path) -> None:
+    # alpha 1e4 overshoots, and min_alpha = alpha stops that replica at its first rollback
+    overrides = [[], ["train.alpha=1e4", "train.min_alpha=1e4"], []]
+    configs = replica_configs(CONFIG, seeds=[0, 1, 2], overrides=overrides)
+    paths = train_ensemble(configs, [tmp_path / f"r{k}" for k in range(3)])
+    states = [load_run(p).status["state"] for p in paths]
+    assert states == ["finished", "stopped", "finished"]
+    assert "min_alpha" in load_run(paths[1]).status["message"]
+    _same_run(paths[2], train(configs[2], tmp_path / "alone", progress=False))
+
+
+def test_interrupted_ensemble_resumes_run_by_run(tmp_path, monkeypatch) -> None:
+    configs = replica_configs(CONFIG, seeds=[0, 1])
+    calls = {"n": 0}
+    attempt = ensemble._next_attempt
+
+    def interrupted_attempt(loop):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+        return attempt(loop)
+
+    monkeypatch.setattr(ensemble, "_next_attempt", interrupted_attempt)
+    paths = [tmp_path / f"r{k}" for k in range(2)]
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(configs, paths)
+    monkeypatch.undo()
+    for k, path in enumerate(paths):
+        status = load_run(path).status
+        assert status["state"] == "interrupted"
+        assert 0 < status["epoch"] < 30
+        resume(path, progress=False)
+        _same_run(path, train(configs[k], tmp_path / f"alone{k}", progress=False))
+
+
+def test_ensemble_refuses_what_it_cannot_share(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="architecture"):
+        train_ensemble(
+            replica_configs(CONFIG, overrides=[["model.width=20"], ["model.width=30"]]),
+            [tmp_path / "a", tmp_path / "b"],
+        )
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        train_ensemble(
+            replica_configs(CONFIG, overrides=[["train.batch_size=8"]] * 2),
+            [tmp_path / "c", tmp_path / "d"],
+        )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_run_replicas_writes_a_run_per_seed(tmp_path, capsys) -> None:
     from marginlab.cli import main
 
     spec = tmp_path / "small.yaml"
@@ -96,28 +145,16 @@ def test_run_replicas_writes_every_seed(tmp_path, capsys) -> None:
     assert main(["run", str(spec), "--replicas", "2", "--out", str(out)]) == 0
     import pandas as pd
 
-    final = pd.read_csv(out / "final.csv")
-    assert final["seed"].tolist() == [3, 4]
-    assert (final["epoch"] == 12).all()
-    assert set(pd.read_csv(out / "metrics.csv")["replica"]) == {0, 1}
-    assert "ensemble directory" in capsys.readouterr().out
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["trial"].tolist() == ["seed=3", "seed=4"]
+    assert (summary["epoch"] == 12).all() and (summary["state"] == "finished").all()
+    assert load_run(out / "seed=4").config["seed"] == 4
+    assert "seed=4" in capsys.readouterr().out
+    # the report of the directory compares every replica
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "seed=3" in page and "seed=4" in page
     # a minibatch configuration is refused with the field to change
     status = main(["run", str(spec), "--replicas", "2", "--set", "train.batch_size=10"])
     assert status == 2
     assert "train.batch_size" in capsys.readouterr().err
-
-
-def test_stacked_pass_equals_replicas_in_turn() -> None:
-    # A GPU takes every replica in one vmapped pass, a CPU one replica at a time; both must
-    # give the same gradients, losses and margins (checked here on the CPU).
-    from marginlab.training.ensemble import _Replicas, replica_configs
-
-    replicas = _Replicas(replica_configs(CONFIG, [0, 1, 2], None), None)
-    grads, (log_loss, margins) = replicas._step(
-        replicas.params, replicas.frozen, replicas.x, replicas.y
-    )
-    each_grads, each_log_loss, each_margins = replicas._evaluate_each(replicas.params)
-    assert torch.allclose(log_loss, each_log_loss, rtol=1e-12, atol=0.0)
-    assert torch.allclose(margins, each_margins, rtol=1e-12, atol=1e-14)
-    for name, grad in grads.items():
-        assert _close(each_grads[name], grad, 1e-12), name

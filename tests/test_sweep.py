@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -49,3 +51,37 @@ def test_sweep_reports_failure_and_skips_finished_trials(tmp_path):
     assert again["state"].tolist() == ["skipped", "skipped", "skipped", "failed"]
     assert again["epoch"].tolist()[:3] == summary["epoch"].tolist()[:3]
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in finished} == before
+
+
+def test_sweep_trains_trials_that_share_a_shape_as_one_ensemble(tmp_path):
+    from marginlab import sweep as sweep_module
+    from marginlab.config import apply_overrides
+    from marginlab.training.engine import train
+
+    grid = ["seed=0,1", "model.hidden=[8],[-1]"]
+    configs = {",".join(a): apply_overrides(CONFIG, a) for a in grid_overrides(grid)}
+    tasks = sweep_module._groups(configs, tmp_path, ensembles=True)
+    assert tasks == [
+        ["seed=0,model.hidden=[8]", "seed=1,model.hidden=[8]"],
+        ["seed=0,model.hidden=[-1]", "seed=1,model.hidden=[-1]"],
+    ]
+    assert len(sweep_module._groups(configs, tmp_path, ensembles=False)) == 4
+
+    summary = sweep(CONFIG, grid, tmp_path, max_parallel=2, ensembles=True)
+    states = dict(zip(summary["trial"], summary["state"], strict=True))
+    assert states == {
+        "seed=0,model.hidden=[8]": "finished",
+        "seed=0,model.hidden=[-1]": "failed",
+        "seed=1,model.hidden=[8]": "finished",
+        "seed=1,model.hidden=[-1]": "failed",
+    }
+    # each replica is the run it would have been alone, bit for bit
+    alone = train({**CONFIG, "seed": 1, "threads": 1}, tmp_path / "alone", progress=False)
+
+    def rows(path):
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines]
+
+    assert rows(tmp_path / "seed=1,model.hidden=[8]") == rows(alone)
+    row = summary.set_index("trial").loc["seed=1,model.hidden=[8]"]
+    assert row["log10_loss_mean"] == rows(alone)[-1]["log10_loss_mean"]

@@ -1,10 +1,13 @@
 """Run a grid of ``--set`` overrides as Ray tasks, one normal run directory per trial.
 
 Each trial is ``DIR/<key=value,...>``, trained by :func:`marginlab.training.engine.train`
-with ``threads=1``. A trial whose ``status.json`` says ``finished`` is skipped, one that was
-interrupted is resumed, and one that fails is reported in the summary while the others go
-on. The summary (one row per trial: its state, error and final metrics row) is returned
-and written to ``DIR/summary.csv``.
+with ``threads=1``. New trials that can share one program (full batch, differing only in
+seed, step sizes or stopping rules: :func:`marginlab.training.ensemble.ensemble_key`) train
+as one ensemble task on a GPU, where that pays; each still gets its own run directory. A
+trial whose ``status.json`` says ``finished`` is skipped, one that was interrupted is
+resumed, and one that fails is reported in the summary while the others go on. The summary
+(one row per trial: its state, error and final metrics row) is returned and written to
+``DIR/summary.csv``.
 """
 
 from __future__ import annotations
@@ -50,11 +53,31 @@ def grid_overrides(grid: Sequence[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*axes)]
 
 
-def _final_row(path: Path) -> dict:
+def trial_row(path: str | os.PathLike) -> dict:
+    """A trial's summary row: its state, its message when it did not finish, and its last
+    metrics row.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab.experiments.presets import preset
+    >>> from marginlab.training.engine import train
+    >>> config = {**preset("digits-mlp"), "train": {"max_epochs": 2}}
+    >>> row = trial_row(train(config, tempfile.mkdtemp() + "/t", progress=False))
+    >>> row["state"], row["epoch"]
+    ('finished', 2)
+    """
     from marginlab.runs.run import load_run
 
-    metrics = load_run(path).metrics
-    return metrics.iloc[-1].to_dict() if len(metrics) else {}
+    run = load_run(path)
+    status, metrics = run.status, run.metrics
+    state = status.get("state", "unknown")
+    error = "" if state == "finished" else status.get("message", "")
+    return {"state": state, "error": error, **(metrics.iloc[-1].to_dict() if len(metrics) else {})}
+
+
+def _failed(error: BaseException) -> dict:
+    return {"state": "failed", "error": f"{type(error).__name__}: {error}"}
 
 
 def run_trial(config: dict, path: str, data_dir: str | None = None) -> dict:
@@ -75,15 +98,78 @@ def run_trial(config: dict, path: str, data_dir: str | None = None) -> dict:
     store = RunStore(path)
     try:
         if (store.path / "status.json").exists() and store.read_status()["state"] == "finished":
-            return {"state": "skipped", "error": "", **_final_row(store.path)}
+            return {**trial_row(store.path), "state": "skipped"}
         if (store.path / "config.yaml").exists():
             resume(path, data_dir=data_dir, progress=False)
         else:
             train(validate(config), path, data_dir=data_dir, progress=False)
-        state = store.read_status()["state"]
-        return {"state": state, "error": "", **_final_row(store.path)}
+        return trial_row(store.path)
     except Exception as error:  # a failed trial is reported, never stops the sweep
-        return {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+        return _failed(error)
+
+
+def run_ensemble_trials(configs: list, paths: list[str], data_dir: str | None = None) -> list:
+    """Train new trials together as one ensemble; return their summary rows, never raising.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab.experiments.presets import preset
+    >>> config = {**preset("digits-mlp"), "train": {"max_epochs": 2}}
+    >>> out = tempfile.mkdtemp()
+    >>> rows = run_ensemble_trials([config, {**config, "seed": 1}], [out + "/a", out + "/b"])
+    >>> [row["state"] for row in rows]
+    ['finished', 'finished']
+    """
+    from marginlab.training.ensemble import train_ensemble
+
+    try:
+        train_ensemble(configs, paths, data_dir=data_dir)
+    except Exception as error:  # the group's trials are reported, never stop the sweep
+        return [_failed(error)] * len(paths)
+    return [trial_row(path) for path in paths]
+
+
+def _groups(configs: dict[str, dict], out: Path, ensembles: bool) -> list[list[str]]:
+    """The tasks of a sweep: lists of trial names, several only for one ensemble."""
+    from marginlab.config import validate
+    from marginlab.training.ensemble import ensemble_key
+
+    tasks, by_key = [], {}
+    for name, config in configs.items():
+        key = None
+        if ensembles and not (out / name / "config.yaml").exists():
+            try:
+                key = ensemble_key(validate(config))
+            except ConfigError:
+                key = None  # reported when its own task validates it
+        if key is None:
+            tasks.append([name])
+        elif key in by_key:
+            by_key[key].append(name)
+        else:
+            by_key[key] = [name]
+            tasks.append(by_key[key])
+    return tasks
+
+
+def _task_resources(on_gpu: bool, max_parallel: int) -> dict[str, float]:
+    """What each task asks Ray for. Ray hides the GPUs from a task that asks for none, so a
+    trial on a GPU asks for a share of one (``max_parallel`` tasks fit on a GPU).
+
+    Examples
+    --------
+    >>> _task_resources(True, 4), _task_resources(False, 4)
+    ({'num_cpus': 1, 'num_gpus': 0.25}, {'num_cpus': 1})
+    """
+    return {"num_cpus": 1, "num_gpus": 1 / max_parallel} if on_gpu else {"num_cpus": 1}
+
+
+def _on_gpu(config: dict) -> bool:
+    import torch
+
+    device = config.get("device", "auto")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
 def sweep(
@@ -94,6 +180,7 @@ def sweep(
     address: str | None = None,
     max_parallel: int | None = None,
     data_dir: str | None = None,
+    ensembles: bool | None = None,
 ) -> pd.DataFrame:
     """Run every grid point of ``config`` as a Ray task; return and save the summary.
 
@@ -108,9 +195,12 @@ def sweep(
     address : str, optional
         An existing Ray cluster; by default a local Ray instance is started.
     max_parallel : int, optional
-        Most trials in flight at once, and the local instance's CPUs (default: all cores).
+        Most tasks in flight at once, and the local instance's CPUs (default: all cores).
     data_dir : str, optional
         Where real data sets live.
+    ensembles : bool, optional
+        Train new trials that can share one program as one ensemble task (default: when
+        the trials run on a GPU; on a CPU separate tasks use the cores better).
 
     Returns
     -------
@@ -133,6 +223,13 @@ def sweep(
 
     out = Path(out)
     trials = grid_overrides(grid)
+    names = [",".join(assignments).replace(os.sep, "_") for assignments in trials]
+    configs = {
+        name: apply_overrides(config, [*assignments, "threads=1"])
+        for name, assignments in zip(names, trials, strict=True)
+    }
+    if ensembles is None:
+        ensembles = _on_gpu(config)
     max_parallel = max_parallel or os.cpu_count() or 1
     started_here = not ray.is_initialized()
     if started_here:
@@ -140,17 +237,22 @@ def sweep(
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=max_parallel, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1)(run_trial)
-    names = [",".join(assignments).replace(os.sep, "_") for assignments in trials]
-    pending = {}
+    resources = _task_resources(_on_gpu(config), max_parallel)
+    one = ray.remote(**resources)(run_trial)
+    together = ray.remote(**resources)(run_ensemble_trials)
+    pending: dict = {}
     rows: dict[str, dict] = {}
     try:
-        for name, assignments in zip(names, trials, strict=True):
+        for task in _groups(configs, out, ensembles):
             # Ray's own limit is the cluster's CPUs; this keeps a shared cluster's share small.
             while len(pending) >= max_parallel:
                 _collect(ray, pending, rows, wait_for=1)
-            trial_config = apply_overrides(config, [*assignments, "threads=1"])
-            pending[task.remote(trial_config, str(out / name), data_dir)] = name
+            paths = [str(out / name) for name in task]
+            if len(task) == 1:
+                ref = one.remote(configs[task[0]], paths[0], data_dir)
+            else:
+                ref = together.remote([configs[name] for name in task], paths, data_dir)
+            pending[ref] = task
         _collect(ray, pending, rows, wait_for=len(pending))
     finally:
         if started_here:
@@ -167,8 +269,10 @@ def _collect(ray, pending: dict, rows: dict[str, dict], wait_for: int) -> None:
         return
     done, _ = ray.wait(list(pending), num_returns=wait_for)
     for ref in done:
-        name = pending.pop(ref)
+        task = pending.pop(ref)
         try:
-            rows[name] = ray.get(ref)
+            result = ray.get(ref)
+            results = result if len(task) > 1 else [result]
         except Exception as error:  # the worker itself died (killed, out of memory)
-            rows[name] = {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+            results = [_failed(error)] * len(task)
+        rows.update(zip(task, results, strict=True))

@@ -23,6 +23,7 @@ def _sweep(args: argparse.Namespace) -> int:
         address=args.address,
         max_parallel=args.max_parallel,
         data_dir=args.data_dir,
+        ensembles={"auto": None, "yes": True, "no": False}[args.ensembles],
     )
     print(summary[[c for c in SHOWN if c in summary]].to_string(index=False))
     print(f"summary: {out / 'summary.csv'}")
@@ -46,4 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--max-parallel", type=int, help="trials at once (default: all cores)")
     parser.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
+    parser.add_argument(
+        "--ensembles",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="train new full-batch trials that differ only in seed, step sizes or stopping "
+        "rules as one ensemble task, each in its own run directory (auto: on a GPU)",
+    )
     parser.set_defaults(func=_sweep)

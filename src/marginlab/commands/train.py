@@ -48,32 +48,27 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
-    """``--replicas K``: seeds ``seed .. seed+K-1`` in one batched program (full batch)."""
+    """``--replicas K``: seeds ``seed .. seed+K-1`` trained together, one run each."""
     import dataclasses
 
-    import yaml
+    import pandas as pd
 
+    from marginlab.sweep import trial_row
     from marginlab.training.engine import default_run_dir
-    from marginlab.training.ensemble import train_ensemble
+    from marginlab.training.ensemble import replica_configs, train_ensemble
 
     if args.replicas < 1:
         raise ConfigError(f"--replicas: expected a positive count, got {args.replicas}")
     seeds = list(range(config.seed, config.seed + args.replicas))
     named = dataclasses.replace(config, name=f"{config.name}-x{args.replicas}")
     out = Path(args.out) if args.out else default_run_dir(named)
-    if (out / "metrics.csv").exists():
-        raise FileExistsError(f"{out} already holds an ensemble; choose another --out")
-    result = train_ensemble(config, seeds=seeds, data_dir=args.data_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({**config.to_dict(), "replicas": seeds}, sort_keys=False)
-    )
-    result.metrics.to_csv(out / "metrics.csv", index=False)
-    final = result.final
-    final.to_csv(out / "final.csv")
-    columns = ["seed", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "reason"]
-    print(final[columns].to_string(float_format=lambda v: f"{v:.6g}"))
-    print(f"ensemble directory: {out} (metrics.csv: every replica's logged epochs)")
+    paths = [out / f"seed={seed}" for seed in seeds]
+    train_ensemble(replica_configs(config, seeds=seeds), paths, data_dir=args.data_dir)
+    summary = pd.DataFrame([{"trial": p.name, **trial_row(p)} for p in paths])
+    summary.to_csv(out / "summary.csv", index=False)
+    columns = ["trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin"]
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    print(f"replicas: {out}/seed=* (one run directory each; summary.csv)")
     return 0
 
 
@@ -118,8 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--replicas",
         type=int,
         metavar="K",
-        help="train K seeds (seed, seed+1, ...) in one batched program; full-batch configs "
-        "only; writes metrics.csv and final.csv instead of a run directory",
+        help="train K seeds (seed, seed+1, ...) together, batched on a GPU; full-batch "
+        "configs only; one run directory per seed, OUT/seed=S, and OUT/summary.csv",
     )
     run.set_defaults(func=_run)
 

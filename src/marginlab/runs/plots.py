@@ -696,16 +696,31 @@ def robustness_tables(runs: Mapping[str, Run]) -> dict[str, dict[str, pd.DataFra
 Panel = Callable[[Axes], None]
 
 
+def _run_dirs(path: str | os.PathLike) -> list[Path]:
+    """``path`` itself, or for a sweep (or ``--replicas``) directory the runs in it, in the
+    order of its ``summary.csv``."""
+    path = Path(path)
+    if (path / "config.yaml").exists() or not path.is_dir():
+        return [path]
+    inner = sorted(child for child in path.iterdir() if (child / "config.yaml").exists())
+    if (path / "summary.csv").exists():
+        order = {name: i for i, name in enumerate(pd.read_csv(path / "summary.csv")["trial"])}
+        inner.sort(key=lambda child: order.get(child.name, len(order)))
+    return inner or [path]
+
+
 def open_runs(run_dirs: Iterable[str | os.PathLike | Run]) -> dict[str, Run]:
     """Open run directories, keyed by a legend label: the run's name, or its directory
-    when names repeat.
+    when names repeat. A sweep directory stands for the runs in it.
 
     Examples
     --------
     >>> open_runs([])
     {}
     """
-    runs = [r if isinstance(r, Run) else Run(r) for r in run_dirs]
+    runs: list[Run] = []
+    for r in run_dirs:
+        runs.extend([r] if isinstance(r, Run) else [Run(path) for path in _run_dirs(r)])
     names = [str(r.config.get("name") or r.path.name) for r in runs]
     if len(set(names)) < len(names):
         names = [r.path.name for r in runs]

@@ -196,9 +196,10 @@ def write_report(
     Parameters
     ----------
     run_dirs : iterable of paths or Run
-        Run directories; several are compared in one table and overlaid in each figure.
+        Run directories; several are compared in one table and overlaid in each figure. A
+        sweep directory stands for the runs in it.
     out : path, optional
-        The HTML file; defaults to ``report.html`` in the first run directory.
+        The HTML file; defaults to ``report.html`` in the first directory given.
 
     Returns
     -------
@@ -216,10 +217,13 @@ def write_report(
     >>> write_report([path]).name
     'report.html'
     """
+    run_dirs = list(run_dirs)
     runs = open_runs(run_dirs)
     if not runs:
         raise ValueError("report: give at least one run directory")
-    path = Path(out) if out else next(iter(runs.values())).path / "report.html"
+    first = run_dirs[0]
+    home = first.path if isinstance(first, Run) else Path(first)
+    path = Path(out) if out else home / "report.html"
     title = f"marginlab report: {', '.join(runs)}"
     generated = (
         f"generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} by marginlab {marginlab.__version__}"

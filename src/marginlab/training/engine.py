@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,6 +85,10 @@ class _Loop:
     # A stop signal that arrived during the bookkeeping of an epoch, raised at its end.
     in_bookkeeping: bool = False
     stop_pending: bool = False
+    # time.perf_counter() at the run's (virtual) start: wall_time is measured from it.
+    clock: float = 0.0
+    # Ended (finished or stopped) and recorded as such.
+    done: bool = False
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -212,45 +216,77 @@ def _next_attempt(loop: _Loop) -> Attempt:
     return attempt
 
 
-def _loop(loop: _Loop, evaluation: Evaluation) -> str:
-    """Train until a stopping rule holds; return why it stopped."""
+def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
+    """Decide one attempt and record it; return its evaluation when it was accepted."""
     parts, state = loop.parts, loop.state
-    started = time.perf_counter() - state.wall_time
-    while (
-        reason := _finished_reason(parts.config, state, evaluation.log_loss_mean / LN10)
-    ) is None:
-        attempt = _next_attempt(loop)
-        # From here to the end of the epoch's records the state changes as a whole: a stop
-        # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
-        with _bookkeeping(loop):
-            state.attempts += 1
-            log_loss, margin = math.nan, None  # an aborted attempt has no evaluation
-            if attempt.evaluation is not None:
-                log_loss = attempt.evaluation.log_loss_mean
-                # Only the margin guard reads it; the norms cost a pass over the weights.
-                if parts.config.train.reject_margin_decrease:
-                    metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
-                    margin = metrics["smoothed_margin"]
-            accepted, state.schedule = parts.schedule.end_epoch(
-                state.schedule, log_loss, attempt.completed, margin
-            )
-            if not accepted:
-                with torch.no_grad():
-                    torch._foreach_copy_(loop.params, loop.accepted)
-                continue
+    # From here to the end of the epoch's records the state changes as a whole: a stop
+    # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
+    with _bookkeeping(loop):
+        state.attempts += 1
+        log_loss, margin = math.nan, None  # an aborted attempt has no evaluation
+        if attempt.evaluation is not None:
+            log_loss = attempt.evaluation.log_loss_mean
+            # Only the margin guard reads it; the norms cost a pass over the weights.
+            if parts.config.train.reject_margin_decrease:
+                metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
+                margin = metrics["smoothed_margin"]
+        accepted, state.schedule = parts.schedule.end_epoch(
+            state.schedule, log_loss, attempt.completed, margin
+        )
+        if not accepted:
             with torch.no_grad():
-                torch._foreach_copy_(loop.accepted, loop.params)
-            loop.accepted_gradient = None
-            evaluation = attempt.evaluation
-            state.epoch += 1
-            state.step += attempt.steps
-            state.log_lr = attempt.log_lr
-            state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
-            state.wall_time = time.perf_counter() - started
-            _observe(loop, evaluation)
-    state.wall_time = time.perf_counter() - started
+                torch._foreach_copy_(loop.params, loop.accepted)
+            return None
+        with torch.no_grad():
+            torch._foreach_copy_(loop.accepted, loop.params)
+        loop.accepted_gradient = None
+        state.epoch += 1
+        state.step += attempt.steps
+        state.log_lr = attempt.log_lr
+        state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
+        state.wall_time = time.perf_counter() - loop.clock
+        _observe(loop, attempt.evaluation)
+        return attempt.evaluation
+
+
+def _drive(
+    loops: list[_Loop],
+    evaluations: list[Evaluation],
+    next_attempts: Callable[[list[int]], dict[int, Attempt]],
+) -> None:
+    """Train every run of ``loops`` until its stopping rule holds, and end it.
+
+    Each round, ``next_attempts`` runs one attempt of every run still going (given their
+    indices); the attempts are then decided in order. One run, or an ensemble's replicas.
+    """
+    for loop in loops:
+        loop.clock = time.perf_counter() - loop.state.wall_time
+    going = list(range(len(loops)))
+    while True:
+        for k in list(going):
+            loop, evaluation = loops[k], evaluations[k]
+            log10_loss = evaluation.log_loss_mean / LN10
+            reason = _finished_reason(loop.parts.config, loop.state, log10_loss)
+            if reason is not None:
+                _finish(loop, _wrap_up(loop, evaluation, reason))
+                going.remove(k)
+        if not going:
+            return
+        attempts = next_attempts(going)
+        for k in list(going):
+            try:
+                evaluations[k] = _conclude(loops[k], attempts[k]) or evaluations[k]
+            except TrainingStopped as stop:
+                _stopped(loops[k], stop)
+                going.remove(k)
+
+
+def _wrap_up(loop: _Loop, evaluation: Evaluation, reason: str) -> str:
+    """Record the last accepted epoch of a run that ends for ``reason``; return the reason
+    with a note when the training set is not fitted."""
+    loop.state.wall_time = time.perf_counter() - loop.clock
     _observe(loop, evaluation, final=True)
-    if evaluation.log_loss_sum >= parts.loss.log_threshold:
+    if evaluation.log_loss_sum >= loop.parts.loss.log_threshold:
         reason += (
             "; the summed training loss is still above the threshold l(0), so the training "
             "set is not fitted (the data may not be separable by this model) and the "
@@ -271,50 +307,69 @@ def _announce_model(loop: _Loop) -> None:
         )
 
 
-def _session(loop: _Loop, evaluation: Evaluation) -> None:
-    """Run the loop with clean handling of every way a run can end."""
-    store, state = loop.store, loop.state
+def _finish(loop: _Loop, reason: str) -> None:
+    loop.done = True
+    loop.store.write_status("finished", reason, epoch=loop.state.epoch)
+    loop.progress.message(f"finished: {reason}")
+
+
+def _stopped(loop: _Loop, stop: TrainingStopped) -> None:
+    loop.done = True
+    _restore_and_save(loop)
+    loop.store.write_status("stopped", str(stop), epoch=loop.state.epoch)
+    loop.progress.message(f"stopped: {stop}")
+
+
+def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
+    """Run ``body``, which trains ``loops`` (one run, or an ensemble's replicas) and ends
+    each with :func:`_finish` or :func:`_stopped`, with clean handling of every other way
+    a session can end: each unfinished run saves its accepted weights and says how it
+    ended in its ``status.json``."""
 
     def terminate(signum: int, frame: object) -> None:
         # A second signal (e.g. `timeout` forwarding SIGTERM) must not cut the save short.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if loop.in_bookkeeping:
-            loop.stop_pending = True
-            return
+        for loop in loops:
+            if loop.in_bookkeeping:
+                loop.stop_pending = True
+                return
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
-    store.write_status("running", pid=os.getpid())
+    for loop in loops:
+        loop.store.write_status("running", pid=os.getpid())
     try:
-        reason = _loop(loop, evaluation)
-        store.write_status("finished", reason, epoch=state.epoch)
-        loop.progress.message(f"finished: {reason}")
-    except TrainingStopped as stop:
-        _restore_and_save(loop)
-        store.write_status("stopped", str(stop), epoch=state.epoch)
-        loop.progress.message(f"stopped: {stop}")
+        body()
     except KeyboardInterrupt:
-        _restore_and_save(loop)
-        store.write_status(
-            "interrupted", "interrupted; continue with marginlab resume", epoch=state.epoch
-        )
-        loop.progress.message(
-            f"interrupted at epoch {state.epoch}; saved. "
-            f"Continue with: marginlab resume {store.path}"
-        )
+        for loop in loops:
+            if loop.done:
+                continue
+            _restore_and_save(loop)
+            epoch = loop.state.epoch
+            loop.store.write_status(
+                "interrupted", "interrupted; continue with marginlab resume", epoch=epoch
+            )
+            loop.progress.message(
+                f"interrupted at epoch {epoch}; saved. "
+                f"Continue with: marginlab resume {loop.store.path}"
+            )
         raise
     except BaseException as error:
-        store.write_status("failed", f"{type(error).__name__}: {error}", epoch=state.epoch)
+        for loop in loops:
+            if not loop.done:
+                message = f"{type(error).__name__}: {error}"
+                loop.store.write_status("failed", message, epoch=loop.state.epoch)
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if loop.speculator is not None:
-            loop.speculator.close()
-        loop.progress.close()
-        if loop.tensorboard is not None:
-            loop.tensorboard.close()
+        for loop in loops:
+            if loop.speculator is not None:
+                loop.speculator.close()
+            loop.progress.close()
+            if loop.tensorboard is not None:
+                loop.tensorboard.close()
 
 
 def _restore_and_save(loop: _Loop) -> None:
@@ -324,13 +379,15 @@ def _restore_and_save(loop: _Loop) -> None:
     _save(loop, LATEST, math.nan, None)
 
 
-def _start(
+def _open_loop(
     parts: Assembly,
     store: RunStore,
     state: TrainState | None,
     progress: bool,
-    parallel: DataParallel | None,
-) -> None:
+    parallel: DataParallel | None = None,
+) -> tuple[_Loop, Evaluation]:
+    """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
+    records its epoch 0."""
     fresh = state is None
     evaluation = evaluate_split(parts, parts.data.x_train, parts.data.y_train, parallel)
     if fresh:
@@ -350,6 +407,17 @@ def _start(
     _announce_model(loop)
     if fresh:
         _observe(loop, evaluation)
+    return loop, evaluation
+
+
+def _start(
+    parts: Assembly,
+    store: RunStore,
+    state: TrainState | None,
+    progress: bool,
+    parallel: DataParallel | None,
+) -> None:
+    loop, evaluation = _open_loop(parts, store, state, progress, parallel)
     if parts.config.train.speculate:
         if parts.device.type == "cpu":
             loop.speculator = Speculator(parts)
@@ -357,7 +425,8 @@ def _start(
             loop.progress.message(
                 f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
             )
-    _session(loop, evaluation)
+
+    _session([loop], lambda: _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)}))
 
 
 def _distribute(parts: Assembly) -> DataParallel | None:

@@ -1,70 +1,43 @@
-"""Train K replicas of one small model in one batched program (full-batch GD).
+"""Train K replicas of one small model together (full-batch GD), each in its own run directory.
 
-Replicas share the architecture, loss, dtype and schedule kind; they may differ in seed (so
-in initialization and, for seeded data sets, in data) and in every step-size setting
-(``train.lr``, ``train.alpha``, ``alpha_up``, ``alpha_down``, ``min_alpha``, ``loss_ub``)
-and stopping rule (``max_epochs``, ``target_log10_loss``). The parameters are stacked with
-``torch.func.stack_module_state``. On a GPU one ``vmap`` of ``grad_and_value`` over
-``functional_call`` gives every replica's ``log L`` and ``grad log L`` in one pass, so 32
-small runs cost about as much as a few; on a CPU, where that pass is slower per replica than
-one replica alone, the replicas take turns within each step.
+Replicas share the architecture, loss, dtype, device and schedule kind; they may differ in
+seed (so in initialization and, for seeded data sets, in data), in every step-size setting
+(``train.lr``, ``train.alpha``, ...) and in their stopping rules. Every replica is an
+ordinary run of the engine (:mod:`marginlab.training.engine`): the same step, schedule,
+rollbacks, metrics rows, checkpoints and ``status.json``, so each directory can be read,
+diagnosed, attacked and resumed like any other run. Only the attempts are computed together:
 
-Each replica follows exactly the engine's full-batch update (:mod:`marginlab.training.engine`):
-``theta -= exp(log_factor) * grad log L`` with the schedule's ``log_factor`` in log space, and
-for the loss-based schedule an attempt is accepted or rolled back per replica
-(``torch.where``); a replica that stops (epoch limit, target loss, ``min_alpha``,
-divergence) is frozen while the others go on.
+- on a GPU, every replica's step and ``(log L, grad log L, margins)`` come from one
+  ``vmap`` of ``grad_and_value`` over ``functional_call`` on the stacked parameters, so 32
+  small runs cost about as much as a few; each replica's model holds views of the stack;
+- on a CPU, where that pass is slower per replica than one replica alone (the Chizat &
+  Bach step at K = 32: 1.42 ms against 0.83 ms per replica), the replicas take turns, each
+  with the engine's own attempt, so every run equals the run trained alone bit for bit.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
-import time
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
-import pandas as pd
 import torch
-from torch import nn
-from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 from marginlab.assemble import assemble
 from marginlab.config import ConfigError, RunConfig, apply_overrides, validate
-from marginlab.measure.margins import pairwise_margins
-from marginlab.numerics import LN10
+from marginlab.measure.margins import Evaluation, pairwise_margins
+from marginlab.runs.environment import environment
+from marginlab.runs.store import RunStore
+from marginlab.training.attempt import Attempt
+
+# The engine's loop, driven here for several runs at once.
+from marginlab.training.engine import _drive, _Loop, _next_attempt, _open_loop, _session
 
 Params = dict[str, torch.Tensor]
-
-
-@dataclass
-class EnsembleResult:
-    """What :func:`train_ensemble` returns.
-
-    Attributes
-    ----------
-    metrics : pandas.DataFrame
-        One row per logged epoch per replica: ``replica``, ``seed``, ``epoch``, ``attempts``,
-        ``log10_loss_mean``, ``train_acc``, ``q_min``, ``param_norm``, ``normalized_margin``
-        (``q_min / rho^L``), ``alpha``, ``rollbacks``, ``wall_time``.
-    params : dict of str to torch.Tensor
-        Final trainable parameters, stacked along a leading replica axis.
-    configs : list of RunConfig
-        The configuration of each replica.
-    reasons : list of str
-        Why each replica stopped.
-    """
-
-    metrics: pd.DataFrame
-    params: Params
-    configs: list[RunConfig]
-    reasons: list[str]
-
-    @property
-    def final(self) -> pd.DataFrame:
-        """The last metrics row of each replica, with its stopping reason."""
-        last = self.metrics.groupby("replica").tail(1).set_index("replica")
-        return last.assign(reason=self.reasons)
 
 
 def replica_configs(
@@ -105,28 +78,58 @@ def replica_configs(
     return configs
 
 
+# Settings in which the replicas of one ensemble may differ (besides the seed and logging).
+PER_REPLICA_TRAIN = (
+    "lr",
+    "alpha",
+    "alpha_up",
+    "alpha_down",
+    "min_alpha",
+    "loss_ub",
+    "max_epochs",
+    "target_log10_loss",
+)
+
+
+def _shared_settings(config: RunConfig) -> dict[str, object]:
+    """The settings every replica of an ensemble must share, by ``--set`` key."""
+    raw = config.to_dict()
+    shared = {key: raw[key] for key in ("data", "loss", "dtype", "device", "threads")}
+    shared["model"] = {**raw["model"], "seed": None}
+    for key, value in raw["train"].items():
+        if key not in PER_REPLICA_TRAIN:
+            shared[f"train.{key}"] = value
+    return shared
+
+
+def ensemble_key(config: RunConfig) -> str | None:
+    """A key equal for configurations that can train as one ensemble; None for one that
+    cannot (minibatches).
+
+    Examples
+    --------
+    >>> from marginlab.experiments.presets import preset
+    >>> a, b, c = replica_configs(preset("digits-mlp"), seeds=[0, 1, 2],
+    ...     overrides=[[], ["train.alpha=0.5"], ["model.hidden=[8]"]])
+    >>> ensemble_key(a) == ensemble_key(b) != ensemble_key(c)
+    True
+    """
+    if config.train.batch_size is not None:
+        return None
+    return json.dumps(_shared_settings(config), sort_keys=True, default=str)
+
+
 def _check_compatible(configs: list[RunConfig]) -> None:
-    first = configs[0]
-    for config in configs:
-        if config.train.batch_size is not None:
-            raise ConfigError("train.batch_size: ensembles train full-batch; set it to null")
-        shared = {
-            "loss": (config.loss, first.loss),
-            "dtype": (config.dtype, first.dtype),
-            "device": (config.device, first.device),
-            "train.schedule": (config.train.schedule, first.train.schedule),
-        }
-        for key, (value, expected) in shared.items():
-            if value != expected:
-                raise ConfigError(f"{key}: every replica must use the same value")
-        if {**config.model, "seed": 0} != {**first.model, "seed": 0}:
-            raise ConfigError("model: every replica must have the same architecture")
-
-
-def _train_tensor(configs: list[RunConfig], name: str, device: torch.device) -> torch.Tensor:
-    """A per-replica ``train.<name>`` setting as a float64 vector (``None`` as ``-inf``)."""
-    values = [getattr(c.train, name) for c in configs]
-    return torch.tensor([-math.inf if v is None else v for v in values], device=device)
+    if configs[0].train.batch_size is not None:
+        raise ConfigError("train.batch_size: ensembles train full-batch; set it to null")
+    first = _shared_settings(configs[0])
+    for config in configs[1:]:
+        for key, value in _shared_settings(config).items():
+            if value != first[key]:
+                raise ConfigError(
+                    f"{key}: every replica of an ensemble must have the same value (one "
+                    f"architecture, data set and schedule); got {first[key]!r} and {value!r}"
+                )
 
 
 def _per_replica(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -134,249 +137,173 @@ def _per_replica(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return vector.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _select(mask: torch.Tensor, new: Params, old: Params) -> Params:
-    return {name: torch.where(_per_replica(mask, old[name]), new[name], old[name]) for name in old}
+class _Stacked:
+    """Every replica's full-batch attempt in one vmapped pass over stacked parameters.
 
+    The replicas' models hold views of the stack, so the engine's per-run code (rollbacks,
+    metrics, checkpoints) reads and writes each replica's weights in place.
+    """
 
-class _Replicas:
-    """The stacked model: parameters, data, and the vmapped ``(grad log L, log L, q)``."""
-
-    def __init__(self, configs: list[RunConfig], data_dir: str | None) -> None:
-        parts = [assemble(config, data_dir) for config in configs]
-        models = [p.model for p in parts]
-        self.loss = parts[0].loss
-        self.device = parts[0].device
-        self.order = getattr(models[0], "homogeneity_order", None)
-        shapes = {tuple(p.data.x_train.shape) for p in parts}
+    def __init__(self, loops: list[_Loop]) -> None:
+        models = [loop.parts.model for loop in loops]
+        self.loops = loops
+        self.loss = loops[0].parts.loss
+        named = [dict(model.named_parameters()) for model in models]
+        self.names = [n for n, p in named[0].items() if p.requires_grad]
+        self.params = {n: torch.stack([own[n].detach() for own in named]) for n in self.names}
+        for k, own in enumerate(named):
+            for n in self.names:
+                own[n].data = self.params[n][k]
+        frozen = [
+            {
+                **{n: p.detach() for n, p in own.items() if not p.requires_grad},
+                **dict(model.named_buffers()),
+            }
+            for own, model in zip(named, models, strict=True)
+        ]
+        self.frozen = {n: torch.stack([f[n] for f in frozen]) for n in frozen[0]}
+        shapes = {tuple(loop.parts.data.x_train.shape) for loop in loops}
         if len(shapes) != 1:
             raise ConfigError(f"data: every replica needs the same training shape, got {shapes}")
-        self.x = torch.stack([p.data.x_train for p in parts])
-        self.y = torch.stack([p.data.y_train for p in parts])
-        trainable = {n for n, p in models[0].named_parameters() if p.requires_grad}
-        stacked, buffers = stack_module_state(models)
-        self.params = {n: t.detach() for n, t in stacked.items() if n in trainable}
-        self.frozen = {n: t.detach() for n, t in stacked.items() if n not in trainable}
-        self.frozen.update(buffers)
-        # The norm rho runs over the model's layer groups, as margin_metrics measures it.
-        groups = getattr(models[0], "layer_groups", None)
-        in_norm = {id(p) for g in groups() for p in g.params} if groups else None
-        self.norm_names = [
-            n
-            for n, p in models[0].named_parameters()
-            if n in trainable and (in_norm is None or id(p) in in_norm)
-        ]
-        template = copy.deepcopy(models[0]).to("meta")
-        self._step = vmap(grad_and_value(self._log_loss, has_aux=True))
-        self._template = template
+        self.x = torch.stack([loop.parts.data.x_train for loop in loops])
+        self.y = torch.stack([loop.parts.data.y_train for loop in loops])
+        self._template = copy.deepcopy(models[0]).to("meta")
+        self._pass = vmap(grad_and_value(self._log_loss, has_aux=True))
+        self.grads, self.log_loss, _ = self.evaluate()
+        self._pending: tuple[Params, list[float]] | None = None
+        self._epochs = [loop.state.epoch for loop in loops]
 
     def _log_loss(
         self, params: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         outputs = functional_call(self._template, {**params, **frozen}, (x,))
         margins = pairwise_margins(outputs, y)
-        log_loss = torch.logsumexp(self.loss.log_per_sample(margins), dim=0) - math.log(len(x))
-        return log_loss, margins.min(dim=1).values.detach()
+        log_losses = self.loss.log_per_sample(margins)
+        log_loss = torch.logsumexp(log_losses, dim=0) - math.log(len(x))
+        return log_loss, (log_losses.detach(), margins.amin(dim=1).detach())
 
-    def evaluate(self, params: Params) -> tuple[Params, torch.Tensor, torch.Tensor]:
-        """Return ``grad log L`` (stacked), ``log L`` ``(K,)`` and sample margins ``(K, N)``."""
-        if self.device.type == "cpu":
-            return self._evaluate_each(params)
-        grads, (log_loss, margins) = self._step(params, self.frozen, self.x, self.y)
-        return grads, log_loss.detach(), margins
+    def evaluate(self) -> tuple[Params, list[float], list[Evaluation]]:
+        """``grad log L`` (stacked), ``log L`` and the evaluation of every replica."""
+        grads, (log_loss, (log_losses, margins)) = self._pass(
+            self.params, self.frozen, self.x, self.y
+        )
+        evaluations = [Evaluation(log_losses[k], margins[k]) for k in range(len(self.loops))]
+        return grads, log_loss.tolist(), evaluations
 
-    def _evaluate_each(self, params: Params) -> tuple[Params, torch.Tensor, torch.Tensor]:
-        # On a CPU the stacked pass is slower per replica than one replica at a time (the
-        # Chizat & Bach step at K = 32: 1.42 ms against 0.83 ms per replica), so there the
-        # replicas take turns, with plain autograd.
-        names = list(params)
-        per_replica = []
-        for k in range(len(self.x)):
-            own = {n: params[n][k].detach().requires_grad_() for n in names}
-            frozen = {n: t[k] for n, t in self.frozen.items()}
-            log_loss, margins = self._log_loss(own, frozen, self.x[k], self.y[k])
-            grads = torch.autograd.grad(log_loss, [own[n] for n in names])
-            per_replica.append((grads, log_loss.detach(), margins))
-        grads = {n: torch.stack([g[i] for g, _, _ in per_replica]) for i, n in enumerate(names)}
-        log_loss = torch.stack([value for _, value, _ in per_replica])
-        return grads, log_loss, torch.stack([m for _, _, m in per_replica])
+    def attempts(self, going: list[int]) -> dict[int, Attempt]:
+        """One attempt of every replica in ``going``, from its accepted weights."""
+        self._adopt_accepted()
+        count = len(self.loops)
+        scale = torch.zeros(count, dtype=torch.float64)
+        attempts = {}
+        for k in going:
+            loop = self.loops[k]
+            log_factor = loop.parts.schedule.log_step_factor(loop.state.schedule, self.log_loss[k])
+            if log_factor is None:
+                attempts[k] = Attempt(False, -math.inf, None, 0, None)
+                continue
+            scale[k] = math.exp(log_factor)
+            log_lr = log_factor - self.log_loss[k]
+            attempts[k] = Attempt(True, log_lr, log_lr, 1, None)
+        moving = (scale > 0).to(self.x.device)
+        scale = scale.to(self.x.device)
+        with torch.no_grad():
+            for n in self.names:
+                p, g = self.params[n], self.grads[n]
+                step = _per_replica(scale.to(p.dtype), p) * g
+                p.sub_(torch.where(_per_replica(moving, p), step, torch.zeros_like(step)))
+        grads, log_loss, evaluations = self.evaluate()
+        self._pending = (grads, log_loss)
+        for k, attempt in attempts.items():
+            if attempt.completed:
+                attempt.evaluation = evaluations[k]
+        return attempts
 
-    def norm(self, params: Params) -> torch.Tensor:
-        squares = [params[n].double().flatten(1).pow(2).sum(1) for n in self.norm_names]
-        return torch.stack(squares).sum(0).sqrt()
-
-
-def _metrics_rows(
-    replicas: _Replicas,
-    params: Params,
-    log_loss: torch.Tensor,
-    margins: torch.Tensor,
-    fields: dict[str, torch.Tensor],
-    which: torch.Tensor,
-) -> list[dict]:
-    q_min = margins.min(dim=1).values.double()
-    rho = replicas.norm(params)
-    normalized = (
-        q_min * torch.exp(-replicas.order * torch.log(rho))
-        if replicas.order is not None
-        else torch.full_like(q_min, math.nan)
-    )
-    columns = {
-        **fields,
-        "log10_loss_mean": log_loss.double() / LN10,
-        "train_acc": (margins > 0).double().mean(dim=1),
-        "q_min": q_min,
-        "param_norm": rho,
-        "normalized_margin": normalized,
-    }
-    index = which.nonzero().flatten().tolist()
-    values = {key: column[index].tolist() for key, column in columns.items()}
-    return [{key: values[key][i] for key in columns} | {"replica": k} for i, k in enumerate(index)]
+    def _adopt_accepted(self) -> None:
+        """The replicas whose last attempt was accepted start from its gradient."""
+        if self._pending is None:
+            return
+        grads, log_loss = self._pending
+        accepted = [k for k, loop in enumerate(self.loops) if loop.state.epoch > self._epochs[k]]
+        index = torch.tensor(accepted, dtype=torch.long, device=self.x.device)
+        for n in self.names:
+            self.grads[n][index] = grads[n][index]
+        for k in accepted:
+            self.log_loss[k] = log_loss[k]
+            self._epochs[k] = self.loops[k].state.epoch
+        self._pending = None
 
 
 def train_ensemble(
-    config: RunConfig | dict,
-    seeds: Sequence[int] | None = None,
-    overrides: Sequence[Sequence[str]] | None = None,
+    configs: Sequence[RunConfig | dict],
+    paths: Sequence[str | os.PathLike],
     *,
-    data_dir: str | None = None,
-) -> EnsembleResult:
-    """Train one replica per seed (or per override list) in one batched program.
+    data_dir: str | os.PathLike | None = None,
+    batched: bool | None = None,
+) -> list[Path]:
+    """Train one run per configuration, together; return their run directories.
 
-    Every replica does what :func:`marginlab.training.engine.train` does with full batch
-    (``train.batch_size: null``): the same step, schedule, rollbacks and stopping rules.
-    Metrics are logged every ``log.every`` accepted epochs and at each replica's end; no
-    run directory, checkpoint or observer is written.
+    Each replica writes what :func:`marginlab.training.engine.train` writes for it (full
+    batch, ``train.batch_size: null``): metrics, checkpoints, ``status.json``. A replica
+    that stops (epoch limit, target loss, ``min_alpha``, divergence) is ended while the
+    others go on; an interrupted ensemble leaves every replica resumable on its own with
+    :func:`marginlab.training.engine.resume`.
 
     Parameters
     ----------
-    config : RunConfig or dict
-        The shared configuration.
-    seeds, overrides
-        The replicas, as in :func:`replica_configs`.
-    data_dir : str, optional
+    configs : sequence of RunConfig or dict
+        One configuration per replica (see :func:`replica_configs`).
+    paths : sequence of path
+        One new run directory per replica.
+    data_dir : path, optional
         Where real data sets live.
+    batched : bool, optional
+        Compute the attempts in one vmapped pass (default: on a GPU) rather than in turn.
 
     Returns
     -------
-    EnsembleResult
-        Per-replica metrics (a DataFrame), final stacked parameters and stopping reasons.
+    list of pathlib.Path
+        The run directories.
 
     Examples
     --------
+    >>> import tempfile
+    >>> from marginlab.runs.run import load_run
     >>> config = {"loss": "exponential", "data": {"name": "xor"},
     ...           "model": {"kind": "two_layer", "width": 8},
     ...           "train": {"max_epochs": 20}, "log": {"every": 10}}
-    >>> result = train_ensemble(config, seeds=[0, 1, 2])
-    >>> result.final["epoch"].tolist()
+    >>> out = Path(tempfile.mkdtemp())
+    >>> paths = train_ensemble(replica_configs(config, seeds=[0, 1, 2]),
+    ...                        [out / f"seed={s}" for s in (0, 1, 2)])
+    >>> [int(load_run(p).metrics["epoch"].iloc[-1]) for p in paths]
     [20, 20, 20]
     """
-    configs = replica_configs(config, seeds, overrides)
+    configs = [c if isinstance(c, RunConfig) else validate(c) for c in configs]
+    if not configs or len(paths) != len(configs):
+        raise ConfigError(f"replicas: {len(configs)} configurations but {len(paths)} paths")
     _check_compatible(configs)
-    replicas = _Replicas(configs, data_dir)
-    device, schedule = replicas.device, configs[0].train.schedule
-    loss_based = schedule == "loss_based"
-    setting = {
-        name: _train_tensor(configs, name, device)
-        for name in ("lr", "alpha", "alpha_up", "alpha_down", "min_alpha", "loss_ub")
-    }
-    max_epochs = torch.tensor([c.train.max_epochs for c in configs], device=device)
-    target = _train_tensor(configs, "target_log10_loss", device) * LN10
-    every = torch.tensor([c.log.every for c in configs], device=device)
-    count = len(configs)
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if (path / "config.yaml").exists():
+            raise FileExistsError(f"{path} already holds a run; choose another directory")
+    parts = [assemble(config, data_dir) for config in configs]  # checks before writing
+    loops, evaluations = [], []
+    for part, path in zip(parts, paths, strict=True):
+        store = RunStore(path)
+        store.write_config(part.config.to_dict())
+        store.write_json("environment.json", environment(part.device, data_dir))
+        loop, evaluation = _open_loop(part, store, None, progress=False)
+        loops.append(loop)
+        evaluations.append(evaluation)
+    if batched is None:
+        batched = parts[0].device.type != "cpu"
+    if batched:
+        stacked = _Stacked(loops)
+        next_attempts = stacked.attempts
+    else:
 
-    params = replicas.params
-    grads, log_loss, margins = replicas.evaluate(params)
-    alpha = setting["lr"] if schedule == "constant" else setting["alpha"].clone()
-    log_frame = log_loss.clone()
-    epochs = torch.zeros(count, dtype=torch.long, device=device)
-    attempts, rollbacks = torch.zeros_like(epochs), torch.zeros_like(epochs)
-    active = torch.ones(count, dtype=torch.bool, device=device)
-    reasons = [""] * count
-    rows: list[dict] = []
-    logged = torch.zeros_like(epochs)
-    started = time.perf_counter()
+        def next_attempts(going: list[int]) -> dict[int, Attempt]:
+            return {k: _next_attempt(loops[k]) for k in going}
 
-    def log(which: torch.Tensor) -> None:
-        fields = {
-            "seed": torch.tensor([c.seed for c in configs]),
-            "epoch": epochs,
-            "attempts": attempts,
-            "alpha": alpha,
-            "rollbacks": rollbacks,
-            "wall_time": torch.full((count,), time.perf_counter() - started),
-        }
-        rows.extend(_metrics_rows(replicas, params, log_loss, margins, fields, which))
-        logged.copy_(torch.where(which, epochs, logged))
-
-    def stop(mask: torch.Tensor, why: str) -> None:
-        for k in (mask & active).nonzero().flatten().tolist():
-            reasons[k] = why
-        active.logical_and_(~mask)
-
-    log(active)
-    while True:
-        stop(log_loss < target, "training loss is below train.target_log10_loss")
-        stop(epochs >= max_epochs, "reached train.max_epochs")
-        if not active.any():
-            break
-        # log(eta * L): the factor in front of grad log L (marginlab.training.schedules).
-        if schedule == "constant":
-            log_factor = torch.log(alpha) + log_loss
-        elif schedule == "normalized":
-            log_factor = torch.log(alpha).expand(count)
-        else:
-            relative = log_loss - log_frame
-            log_factor = torch.where(
-                relative > torch.log(setting["loss_ub"]), math.nan, torch.log(alpha) + relative
-            )
-        completed = active & torch.isfinite(log_factor)
-        scale = torch.where(completed, torch.exp(log_factor), 0.0)
-        candidate = {
-            n: p - _per_replica(scale.to(p.dtype), p) * grads[n] for n, p in params.items()
-        }
-        new_grads, new_log_loss, new_margins = replicas.evaluate(candidate)
-        finite = completed & torch.isfinite(new_log_loss)
-        accepted = finite & (new_log_loss <= log_frame) if loss_based else finite
-        attempts += active
-        if loss_based:
-            rejected = active & ~accepted
-            alpha = torch.where(
-                accepted,
-                alpha * setting["alpha_up"],
-                torch.where(rejected, alpha / setting["alpha_down"], alpha),
-            )
-            rollbacks += rejected
-            stop(rejected & (alpha < setting["min_alpha"]), "alpha fell below train.min_alpha")
-        else:
-            stop(active & ~finite, f"diverged under the {schedule} schedule (nan or inf)")
-        params = _select(accepted, candidate, params)
-        grads = _select(accepted, new_grads, grads)
-        log_loss = torch.where(accepted, new_log_loss, log_loss)
-        log_frame = torch.where(accepted, new_log_loss, log_frame)
-        margins = torch.where(accepted[:, None], new_margins, margins)
-        epochs += accepted
-        due = accepted & (epochs % every == 0)
-        if due.any():
-            log(due)
-    # Every replica's last accepted epoch is in the table, as the engine's final row.
-    log(epochs != logged)
-    metrics = pd.DataFrame(rows).sort_values(["replica", "attempts"], kind="stable")
-    return EnsembleResult(metrics.reset_index(drop=True), params, configs, reasons)
-
-
-def unstack(result: EnsembleResult, replica: int, model: nn.Module) -> nn.Module:
-    """Load replica ``replica``'s final parameters into ``model`` (built from its config).
-
-    Examples
-    --------
-    >>> from marginlab.assemble import assemble
-    >>> config = {"loss": "exponential", "data": {"name": "xor"},
-    ...           "model": {"kind": "two_layer", "width": 4}, "train": {"max_epochs": 3}}
-    >>> result = train_ensemble(config, seeds=[0, 1])
-    >>> model = unstack(result, 1, assemble(result.configs[1]).model)
-    >>> bool((model.output.weight == result.params["body.output.weight"][1]).all())
-    True
-    """
-    state = {name: tensor[replica] for name, tensor in result.params.items()}
-    model.load_state_dict(state, strict=False)
-    return model
+    _session(loops, lambda: _drive(loops, evaluations, next_attempts))
+    return paths
