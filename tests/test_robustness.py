@@ -286,3 +286,17 @@ def test_cli_writes_json_csv_png_and_the_table_matches_the_json(run_dir, capsys)
     upper = np.array(distances[levels[-1]]["distance"], dtype=float)
     assert (lower <= upper).all()
     assert all(table["accuracy"] == 1.0)
+
+
+def test_best_keeps_each_samples_closest_verified_example(samples, l2_results):
+    model, x, y = samples
+    options = {f"cw.{key}": value for key, value in FAST_CW.items()}
+    best = run_attack(model, x, y, attack="best", options=options, progress=False)
+    each = np.stack([l2_results[name].distances for name in ("cw", "deepfool", "fmn")])
+    np.testing.assert_array_equal(best.distances, each.min(axis=0))
+    assert_verified(best, model, x, y)
+    for i, name in enumerate(best.found_by):
+        assert best.distances[i] == l2_results[name].distances[i]
+    assert len(set(best.found_by)) > 1  # no single attack wins everywhere here
+    with pytest.raises(ValueError, match="cw.steps=1000"):
+        run_attack(model, x, y, attack="best", options={"steps": 10}, progress=False)

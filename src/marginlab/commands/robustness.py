@@ -71,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     attack.add_argument("--norm", choices=["l2", "linf"], default="l2")
     attack.add_argument(
         "--attack",
-        choices=["cw", "deepfool", "fmn", "pgd"],
-        help="l2: cw (default), deepfool, fmn; linf: pgd (default), fmn",
+        choices=["cw", "deepfool", "fmn", "pgd", "best"],
+        help="l2: cw (default), deepfool, fmn; linf: pgd (default), fmn; best: all of the "
+        "norm's attacks, keeping each sample's closest example",
     )
     attack.add_argument("--split", choices=["train", "test"], default="train")
     attack.add_argument("--n", type=int, default=2000, help="samples (default 2000)")
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an attack option, e.g. steps=1000 (repeatable; see ATTACK_OPTIONS)",
+        help="an attack option, e.g. steps=1000, or cw.steps=1000 with --attack best "
+        "(repeatable; see ATTACK_OPTIONS)",
     )
     attack.set_defaults(func=_attack)
