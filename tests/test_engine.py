@@ -246,3 +246,27 @@ def test_margin_guard_keeps_the_smoothed_margin_non_decreasing(tmp_path):
 def test_options_that_need_rollbacks_or_minibatches_are_refused(train_section, field):
     with pytest.raises(ValueError, match=field):
         validate(tiny_config(**train_section))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "normalized"])
+def test_full_batch_gradient_descent_equals_a_loop_written_out(tmp_path, schedule):
+    # Without rollbacks an epoch's evaluation pass also gives the next epoch's gradient;
+    # the trajectory must be the plain loop's, bit for bit.
+    from marginlab.assemble import assemble
+    from marginlab.measure.gradient import log_loss_and_grad
+    from marginlab.measure.margins import trainable_parameters
+
+    steps = {"lr": 2.0, "alpha": 2.0}
+    config = validate(tiny_config(schedule=schedule, batch_size=None, max_epochs=25, **steps))
+    path = train(config, tmp_path / "run", progress=False)
+    parts = assemble(config)
+    params = trainable_parameters(parts.model)
+    x, y = parts.data.x_train, parts.data.y_train
+    for _ in range(25):
+        log_loss, grads = log_loss_and_grad(parts.model, params, x, y, parts.loss)
+        log_factor = math.log(2.0) + (log_loss if schedule == "constant" else 0.0)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-math.exp(log_factor))
+    trained = load_run(path).load_model("last").state_dict()
+    for name, tensor in parts.model.state_dict().items():
+        assert torch.equal(trained[name], tensor), name

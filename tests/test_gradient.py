@@ -102,3 +102,32 @@ def test_chunked_gradient_equals_one_chunk():
     assert chunked == pytest.approx(whole, rel=1e-14)
     for a, b in zip(whole_grads, chunked_grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind", ["binary-mlp", "multiclass-cnn"])
+def test_one_pass_evaluation_and_gradient_equal_the_two_passes(kind, dtype):
+    from marginlab.measure.gradient import evaluation_and_grad
+    from marginlab.measure.margins import evaluate
+    from marginlab.models import CNN
+
+    torch.manual_seed(0)
+    if kind == "binary-mlp":
+        model = torch.nn.Sequential(
+            torch.nn.Linear(5, 8, bias=False), torch.nn.ReLU(), torch.nn.Linear(8, 1, bias=False)
+        )
+        x, y, loss = torch.randn(37, 5), torch.randint(0, 2, (37,)), get_loss("logistic")
+    else:
+        model = CNN("conv3x3-4,maxpool,fc12,fc3", (1, 8, 8), seed=0)
+        x, y, loss = torch.rand(37, 1, 8, 8), torch.randint(0, 3, (37,)), get_loss("cross_entropy")
+    model, x = model.to(dtype), x.to(dtype)
+    params = list(model.parameters())
+    for chunk in (37, 10):
+        evaluation, log_loss, grads = evaluation_and_grad(model, params, x, y, loss, chunk)
+        expected = evaluate(model, x, y, loss, chunk)
+        expected_log_loss, expected_grads = log_loss_and_grad(model, params, x, y, loss, chunk)
+        assert torch.equal(evaluation.log_losses, expected.log_losses)
+        assert torch.equal(evaluation.margins, expected.margins)
+        assert log_loss == expected_log_loss
+        for a, b in zip(grads, expected_grads, strict=True):
+            assert torch.equal(a, b)

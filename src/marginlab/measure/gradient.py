@@ -8,6 +8,7 @@ gradients are merged in log space, so memory is bounded by one chunk's activatio
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from marginlab.losses import Loss
+from marginlab.measure.margins import Evaluation, chunk_evaluation
 from marginlab.numerics import log_softplus, logaddexp
 
 
@@ -131,12 +133,59 @@ def log_loss_and_grad(
     >>> round(log_loss, 6), grad.tolist()
     (-500.693147, [[-1.0, 0.0]])
     """
+    return _merged_log_loss_and_grad(model, params, x, y, loss, chunk_size)
+
+
+def evaluation_and_grad(
+    model: nn.Module,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss,
+    chunk_size: int = 4096,
+) -> tuple[Evaluation, float, list[torch.Tensor]]:
+    """The evaluation of ``x`` (as :func:`~marginlab.measure.margins.evaluate`) together with
+    :func:`log_loss_and_grad`, from one forward pass.
+
+    Both parts equal those functions' results bit for bit: the same forward pass, read twice.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from marginlab.losses import get_loss
+    >>> model = torch.nn.Linear(2, 1, bias=False).double()
+    >>> _ = model.weight.data.copy_(torch.tensor([[500.0, 0.0]]))
+    >>> x, y = torch.tensor([[1.0, 0.0], [-2.0, 0.0]], dtype=torch.float64), torch.tensor([1, 0])
+    >>> evaluation, log_loss, (grad,) = evaluation_and_grad(
+    ...     model, [model.weight], x, y, get_loss("exponential"))
+    >>> evaluation.margins.tolist(), round(log_loss, 6), grad.tolist()
+    ([500.0, 1000.0], -500.693147, [[-1.0, 0.0]])
+    """
+    chunks: list[Evaluation] = []
+
+    def read(outputs: torch.Tensor, y_chunk: torch.Tensor) -> None:
+        chunks.append(chunk_evaluation(outputs, y_chunk, loss))
+
+    log_loss, grads = _merged_log_loss_and_grad(model, params, x, y, loss, chunk_size, read)
+    return Evaluation.concatenate(chunks), log_loss, grads
+
+
+def _merged_log_loss_and_grad(
+    model: nn.Module,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss,
+    chunk_size: int,
+    read_outputs: Callable[[torch.Tensor, torch.Tensor], object] | None = None,
+) -> tuple[float, list[torch.Tensor]]:
     log_sum = -math.inf
     grads: list[torch.Tensor] | None = None
     for start in range(0, len(x), chunk_size):
-        chunk_log_sum = log_loss_sum(
-            model(x[start : start + chunk_size]), y[start : start + chunk_size], loss
-        )
+        outputs, y_chunk = model(x[start : start + chunk_size]), y[start : start + chunk_size]
+        if read_outputs is not None:
+            read_outputs(outputs, y_chunk)
+        chunk_log_sum = log_loss_sum(outputs, y_chunk, loss)
         chunk_grads = torch.autograd.grad(chunk_log_sum, params)
         value = float(chunk_log_sum.detach())
         if grads is None:

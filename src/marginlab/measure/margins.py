@@ -84,6 +84,13 @@ class Evaluation:
     def accuracy(self) -> float:
         return float((self.margins > 0).double().mean())
 
+    @staticmethod
+    def concatenate(chunks: list[Evaluation]) -> Evaluation:
+        """One evaluation of consecutive chunks of a data set."""
+        return Evaluation(
+            torch.cat([c.log_losses for c in chunks]), torch.cat([c.margins for c in chunks])
+        )
+
 
 @torch.no_grad()
 def evaluate(
@@ -100,12 +107,26 @@ def evaluate(
     >>> evaluate(model, x, y, get_loss("logistic")).margins.shape
     torch.Size([5])
     """
-    log_losses, margins = [], []
-    for start in range(0, len(x), chunk_size):
-        s = pairwise_margins(model(x[start : start + chunk_size]), y[start : start + chunk_size])
-        log_losses.append(loss.log_per_sample(s))
-        margins.append(s.amin(dim=1))
-    return Evaluation(torch.cat(log_losses), torch.cat(margins))
+    chunks = [
+        chunk_evaluation(model(x[start : start + chunk_size]), y[start : start + chunk_size], loss)
+        for start in range(0, len(x), chunk_size)
+    ]
+    return Evaluation.concatenate(chunks)
+
+
+def chunk_evaluation(outputs: torch.Tensor, y: torch.Tensor, loss: Loss) -> Evaluation:
+    """The evaluation of one chunk of samples from the network's outputs on it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from marginlab.losses import get_loss
+    >>> chunk_evaluation(torch.tensor([[2.0, 0.5]]), torch.tensor([0]),
+    ...                  get_loss("exponential")).margins.tolist()
+    [1.5]
+    """
+    s = pairwise_margins(outputs.detach(), y)
+    return Evaluation(loss.log_per_sample(s), s.amin(dim=1))
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from marginlab.assemble import Assembly
-from marginlab.measure.gradient import log_loss_and_grad
+from marginlab.measure.gradient import evaluation_and_grad, log_loss_and_grad
 from marginlab.measure.margins import Evaluation, evaluate
 from marginlab.numerics import logaddexp
 from marginlab.training.distributed import DataParallel
@@ -43,6 +43,9 @@ class Attempt:
         aborted attempt is rejected whatever its loss.
     start_gradient : Gradient or None
         Full batch only: the gradient at the starting weights, which a retry reuses.
+    end_gradient : Gradient or None
+        Full batch under a schedule that never rolls back: the gradient at the weights it
+        ended with, from the same pass as its evaluation, for the next epoch to start from.
     """
 
     completed: bool
@@ -51,6 +54,7 @@ class Attempt:
     steps: int
     evaluation: Evaluation | None
     start_gradient: Gradient | None = None
+    end_gradient: Gradient | None = None
 
 
 class Cancelled(Exception):
@@ -154,11 +158,21 @@ def run_attempt(
             torch._foreach_add_(params, grads, alpha=-math.exp(log_factor))
         log_lr = log_factor - log_batch_loss
         log_lr_sum = logaddexp(log_lr_sum, log_lr)
+    evaluation, end_gradient = None, None
+    if steps > 0 and batch is None and parallel is None and not parts.schedule.rolls_back:
+        # The next epoch needs the gradient here, so one pass gives both.
+        evaluation, log_loss, grads = evaluation_and_grad(
+            parts.model, params, x, y, parts.loss, chunk
+        )
+        end_gradient = (log_loss, grads)
+    elif steps > 0:
+        evaluation = evaluate_split(parts, x, y, parallel)
     return Attempt(
         completed=steps > 0,
         log_lr_sum=log_lr_sum,
         log_lr=log_lr,
         steps=steps,
-        evaluation=evaluate_split(parts, x, y, parallel) if steps > 0 else None,
+        evaluation=evaluation,
         start_gradient=start_gradient,
+        end_gradient=end_gradient,
     )

@@ -239,7 +239,7 @@ def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
             return None
         with torch.no_grad():
             torch._foreach_copy_(loop.accepted, loop.params)
-        loop.accepted_gradient = None
+        loop.accepted_gradient = attempt.end_gradient
         state.epoch += 1
         state.step += attempt.steps
         state.log_lr = attempt.log_lr

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 
 class TrainingStopped(Exception):
@@ -69,6 +70,8 @@ class Constant:
     """
 
     lr: float
+    # Whether an epoch with a finite loss can be rejected (and its weights rolled back).
+    rolls_back: ClassVar[bool] = False
 
     def init(self, log_loss: float) -> ScheduleState:
         return ScheduleState(alpha=self.lr, log_frame=log_loss)
@@ -117,6 +120,7 @@ class LossBased:
     min_alpha: float = 1e-50
     loss_ub: float = 600.0
     reject_margin_decrease: bool = False
+    rolls_back: ClassVar[bool] = True
 
     def init(self, log_loss: float) -> ScheduleState:
         return ScheduleState(alpha=self.alpha, log_frame=log_loss)
@@ -173,6 +177,7 @@ class Normalized:
     """
 
     alpha: float
+    rolls_back: ClassVar[bool] = False
 
     def init(self, log_loss: float) -> ScheduleState:
         return ScheduleState(alpha=self.alpha, log_frame=log_loss)
