@@ -49,6 +49,7 @@ def test_sweep_reports_failure_and_skips_finished_trials(tmp_path):
     before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in finished}
     again = sweep(CONFIG, GRID, tmp_path, max_parallel=2)
     assert again["state"].tolist() == ["skipped", "skipped", "skipped", "failed"]
+    assert (again["ensemble_size"] == 1).all()
     assert again["epoch"].tolist()[:3] == summary["epoch"].tolist()[:3]
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in finished} == before
 
@@ -75,6 +76,7 @@ def test_sweep_trains_trials_that_share_a_shape_as_one_ensemble(tmp_path):
         "seed=1,model.hidden=[8]": "finished",
         "seed=1,model.hidden=[-1]": "failed",
     }
+    assert summary["ensemble_size"].tolist() == [2, 2, 2, 2]
     # each replica is the run it would have been alone, bit for bit
     alone = train({**CONFIG, "seed": 1, "threads": 1}, tmp_path / "alone", progress=False)
 

@@ -205,8 +205,9 @@ def sweep(
     Returns
     -------
     pandas.DataFrame
-        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...), ``error``
-        and the trial's final metrics row.
+        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...), ``error``,
+        the trial's final metrics row, and ``ensemble_size`` (the trials trained with it in
+        one task, itself included).
 
     Examples
     --------
@@ -243,7 +244,8 @@ def sweep(
     pending: dict = {}
     rows: dict[str, dict] = {}
     try:
-        for task in _groups(configs, out, ensembles):
+        tasks = _groups(configs, out, ensembles)
+        for task in tasks:
             # Ray's own limit is the cluster's CPUs; this keeps a shared cluster's share small.
             while len(pending) >= max_parallel:
                 _collect(ray, pending, rows, wait_for=1)
@@ -257,7 +259,10 @@ def sweep(
     finally:
         if started_here:
             ray.shutdown()
-    summary = pd.DataFrame([{"trial": name, **rows[name]} for name in names])
+    size = {name: len(task) for task in tasks for name in task}
+    summary = pd.DataFrame(
+        [{"trial": name, **rows[name], "ensemble_size": size[name]} for name in names]
+    )
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "summary.csv", index=False)
     return summary

@@ -162,9 +162,6 @@ class _Stacked:
             for own, model in zip(named, models, strict=True)
         ]
         self.frozen = {n: torch.stack([f[n] for f in frozen]) for n in frozen[0]}
-        shapes = {tuple(loop.parts.data.x_train.shape) for loop in loops}
-        if len(shapes) != 1:
-            raise ConfigError(f"data: every replica needs the same training shape, got {shapes}")
         self.x = torch.stack([loop.parts.data.x_train for loop in loops])
         self.y = torch.stack([loop.parts.data.y_train for loop in loops])
         self._template = copy.deepcopy(models[0]).to("meta")
