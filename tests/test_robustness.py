@@ -16,6 +16,7 @@ from marginlab.measure.robustness import (
     _conv_norm_bound,
     certified_radius,
     lipschitz_constants,
+    paired_changes,
     result_paths,
     robustness_along_training,
     run_attack,
@@ -282,6 +283,21 @@ def test_cli_writes_json_csv_png_and_the_table_matches_the_json(run_dir, capsys)
     assert {k: v for k, v in first.items() if k != "checkpoint"} == {
         k: v for k, v in repeat.items() if k != "checkpoint"
     }
+    # each checkpoint against the next, recounted from the stored distances
+    paired = pd.DataFrame(payload["paired"])
+    assert len(paired) == (len(checkpoints) - 1) * 4
+    assert "from each checkpoint to the next" in printed
+    for record in payload["paired"]:
+        d0, d1 = (
+            np.array([np.inf if v is None else v for v in distances[label]["distance"]])
+            for label in (record["from"], record["to"])
+        )
+        if record["at"] == "distance":
+            up, down = (d1 > d0).sum(), (d1 < d0).sum()
+        else:
+            e = float(record["at"].removeprefix("eps="))
+            up, down = ((d1 > e) & (d0 <= e)).sum(), ((d0 > e) & (d1 <= e)).sum()
+        assert (record["more_robust"], record["less_robust"]) == (up, down)
     lower = np.array(distances[levels[-1]]["lower_bound"], dtype=float)
     upper = np.array(distances[levels[-1]]["distance"], dtype=float)
     assert (lower <= upper).all()
@@ -300,3 +316,42 @@ def test_best_keeps_each_samples_closest_verified_example(samples, l2_results):
     assert len(set(best.found_by)) > 1  # no single attack wins everywhere here
     with pytest.raises(ValueError, match="cw.steps=1000"):
         run_attack(model, x, y, attack="best", options={"steps": 10}, progress=False)
+
+
+def exact_sign_test(up: int, down: int) -> float:
+    """Two-sided exact binomial test at 1/2, summed from its definition."""
+    moved = up + down
+    tail = sum(math.comb(moved, k) for k in range(min(up, down) + 1)) / 2**moved
+    return min(1.0, 2 * tail)
+
+
+def test_paired_changes_count_the_samples_that_moved_and_test_them_exactly():
+    rng = np.random.default_rng(3)
+    before = rng.uniform(0.0, 1.0, 400)
+    # most samples move out, some in, some stay; inf is a sample no attack broke
+    after = before * rng.choice([1.1, 0.95, 1.0], size=400, p=[0.5, 0.3, 0.2])
+    before[:5], after[:3] = np.inf, np.inf
+    table = paired_changes({"early": before, "late": after, "same": after}, eps=[0.3, 0.6])
+    assert table[["from", "to", "at"]].values.tolist() == [
+        ["early", "late", "distance"],
+        ["early", "late", "eps=0.3"],
+        ["early", "late", "eps=0.6"],
+        ["late", "same", "distance"],
+        ["late", "same", "eps=0.3"],
+        ["late", "same", "eps=0.6"],
+    ]
+    rows = table.to_dict(orient="records")
+    # inf -> inf and x -> x do not move; x -> inf moved out, inf -> x moved in
+    assert rows[0]["more_robust"] == int((after > before).sum()) > 150
+    assert rows[0]["less_robust"] == int((after < before).sum()) > 100
+    for row, e in zip(rows[1:3], [0.3, 0.6], strict=True):
+        gained = int(((before <= e) & (after > e)).sum())
+        lost = int(((before > e) & (after <= e)).sum())
+        assert (row["more_robust"], row["less_robust"]) == (gained, lost)
+        assert gained + lost > 0
+    for row in rows[:3]:
+        assert row["p_value"] == pytest.approx(
+            exact_sign_test(row["more_robust"], row["less_robust"]), rel=1e-9, abs=1e-300
+        )
+    assert rows[0]["p_value"] < 1e-3  # 5:3 over hundreds of samples is no accident
+    assert all(r["more_robust"] == r["less_robust"] == 0 and r["p_value"] == 1 for r in rows[3:])

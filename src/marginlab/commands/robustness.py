@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import yaml
@@ -46,10 +47,15 @@ def _attack(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"marginlab: error: {error}", file=sys.stderr)
         return 2
+    attack = args.attack or ATTACKS[args.norm][0]
+    paths = result_paths(args.run_dir, args.norm, attack, args.split)
+    paired = pd.DataFrame(json.loads(paths["json"].read_text())["paired"])
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    attack = args.attack or ATTACKS[args.norm][0]
-    for path in result_paths(args.run_dir, args.norm, attack, args.split).values():
+        if not paired.empty:
+            print("\nfrom each checkpoint to the next, the same samples (exact sign test):")
+            print(paired.to_string(index=False, float_format=lambda v: f"{v:.2g}"))
+    for path in paths.values():
         print(f"wrote {path}")
     return 0
 

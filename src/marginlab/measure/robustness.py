@@ -167,6 +167,65 @@ class AttackResult:
         return (self.distances[None, :] > eps_array[:, None]).mean(axis=1)
 
 
+def paired_changes(
+    distances: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray]],
+    eps: Sequence[float],
+) -> pd.DataFrame:
+    """How the same samples' robustness changed from each checkpoint to the next.
+
+    Two checkpoints' robust accuracies can differ by a handful of samples, and the
+    question a reader asks is whether the difference is more than chance. Since the samples
+    are the same, the exact sign test (McNemar's test at a fixed ``eps``) answers it: under
+    "no change", a sample that moved is equally likely to have moved either way.
+
+    Parameters
+    ----------
+    distances : mapping or sequence of pairs
+        Checkpoint label -> ``(N,)`` attack distances of the same samples, in training
+        order (``inf``: no adversarial example found).
+    eps : sequence of float
+        Epsilons at which to compare the robust accuracy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per consecutive pair and measure: ``from``, ``to``, ``at`` (``distance``,
+        or ``eps=<eps>``), ``more_robust`` and ``less_robust`` (samples whose distance rose
+        or fell; at an ``eps``, samples robust only at ``to`` or only at ``from``), and
+        ``p_value``: the two-sided exact sign test of ``more_robust`` against
+        ``less_robust`` (1 where nothing moved). Samples that did not move count for neither.
+
+    Examples
+    --------
+    >>> table = paired_changes({"a": np.array([0.1, 0.2, 0.3]),
+    ...                         "b": np.array([0.2, 0.3, 0.25])}, eps=[0.15])
+    >>> table[["at", "more_robust", "less_robust"]].values.tolist()
+    [['distance', 2, 1], ['eps=0.15', 1, 0]]
+    """
+    from scipy.stats import binomtest
+
+    def row(before: str, after: str, at: str, up: int, down: int) -> dict[str, Any]:
+        return {
+            "from": before,
+            "to": after,
+            "at": at,
+            "more_robust": up,
+            "less_robust": down,
+            "p_value": float(binomtest(up, up + down).pvalue) if up + down else 1.0,
+        }
+
+    pairs = list(distances.items() if isinstance(distances, Mapping) else distances)
+    rows = []
+    for (before, d0), (after, d1) in zip(pairs, pairs[1:], strict=False):
+        d0, d1 = np.asarray(d0, dtype=np.float64), np.asarray(d1, dtype=np.float64)
+        rows.append(row(before, after, "distance", int((d1 > d0).sum()), int((d1 < d0).sum())))
+        for e in eps:
+            up, down = int(((d1 > e) & (d0 <= e)).sum()), int(((d0 > e) & (d1 <= e)).sum())
+            rows.append(row(before, after, f"eps={e:g}", up, down))
+    columns = ["from", "to", "at", "more_robust", "less_robust", "p_value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 # --- attacks ---------------------------------------------------------------------------------
 
 
@@ -862,7 +921,8 @@ def robustness_along_training(
         One row per checkpoint: ``checkpoint``, ``epoch``, ``log10_loss`` (training loss,
         mean), ``normalized_margin`` (``q_min / rho^L`` on the training set), ``accuracy``
         (of the attacked samples), ``robust_acc@<eps>`` per epsilon, ``median_distance``,
-        ``median_lower_bound`` (NaN where the network admits no bound).
+        ``median_lower_bound`` (NaN where the network admits no bound). The JSON also
+        holds, under ``paired``, the :func:`paired_changes` from each checkpoint to the next.
 
     Examples
     --------
@@ -946,6 +1006,7 @@ def robustness_along_training(
         if result.found_by is not None:
             samples[label]["found_by"] = list(result.found_by)
     table = pd.DataFrame(rows)
+    labels = table["checkpoint"].tolist()
 
     if write:
         paths = result_paths(run.path, norm, attack, split)
@@ -962,6 +1023,9 @@ def robustness_along_training(
                 "rows": table.to_dict(orient="records"),
                 "indices": indices.tolist(),
                 "samples": samples,
+                "paired": paired_changes(
+                    [(label, np.asarray(samples[label]["distance"])) for label in labels], eps_tuple
+                ).to_dict(orient="records"),
             },
         )
         table.to_csv(paths["csv"], index=False)
