@@ -49,12 +49,14 @@ def _attack(args: argparse.Namespace) -> int:
         return 2
     attack = args.attack or ATTACKS[args.norm][0]
     paths = result_paths(args.run_dir, args.norm, attack, args.split)
-    paired = pd.DataFrame(json.loads(paths["json"].read_text())["paired"])
+    # the comparisons where some sample moved; the JSON keeps them all
+    paired = json.loads(paths["json"].read_text())["paired"]
+    moved = [row for row in paired if row["more_robust"] + row["less_robust"]]
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if not paired.empty:
+        if moved:
             print("\nfrom each checkpoint to the next, the same samples (exact sign test):")
-            print(paired.to_string(index=False, float_format=lambda v: f"{v:.2g}"))
+            print(pd.DataFrame(moved).to_string(index=False, float_format=lambda v: f"{v:.2g}"))
     for path in paths.values():
         print(f"wrote {path}")
     return 0
