@@ -58,6 +58,20 @@ def test_kkt_command_prints_a_table_and_writes_json(linear_run, capsys):
     # The loss-weight certificate shrinks as the loss falls (Lyu & Li B6).
     weights = [r["loss_weights"]["eps_rel"] for r in rest]
     assert weights[-1] < weights[0]
+    # the trend lines recount from the JSON, each checkpoint once
+    distinct = [r for i, r in enumerate(rest) if i == 0 or r["epoch"] != rest[i - 1]["epoch"]]
+    assert len(distinct) >= 3
+    assert f"across {len(distinct)} checkpoints" in out
+    series = {
+        "1-beta": [1 - r["beta"] for r in distinct],
+        "weights eps_rel": [r["loss_weights"]["eps_rel"] for r in distinct],
+        "tau 1 delta": [r["certificates"][1]["delta"] for r in distinct],
+    }
+    for label, values in series.items():
+        falls = sum(b < a for a, b in zip(values, values[1:], strict=False))
+        line = next(line for line in out.splitlines() if line.strip().startswith(label))
+        assert line.endswith(f"(fell at {falls} of {len(values) - 1})")
+        assert f"{values[0]:.3e} -> {values[-1]:.3e}" in line
 
 
 def test_kkt_command_by_loss_level(linear_run, capsys):

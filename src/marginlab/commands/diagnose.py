@@ -46,6 +46,31 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
     )
 
 
+def _fell(values: list[float]) -> str:
+    """``first -> last (k of n fell)``: how a quantity moved across the checkpoints."""
+    falls = sum(after < before for before, after in zip(values, values[1:], strict=False))
+    return f"{values[0]:.3e} -> {values[-1]:.3e} (fell at {falls} of {len(values) - 1})"
+
+
+def _trend(records: list[dict]) -> list[str]:
+    """How 1 - beta and each certificate moved from checkpoint to checkpoint."""
+    measured = [r for r in records if "certificates" in r]
+    # the last checkpoint can repeat the last loss-level one
+    measured = [
+        r for i, r in enumerate(measured) if i == 0 or r["epoch"] != measured[i - 1]["epoch"]
+    ]
+    if len(measured) < 3:
+        return []
+    lines = [f"across {len(measured)} checkpoints, first -> last (steps at which it fell):"]
+    lines.append(f"  {'1-beta':<16} {_fell([1.0 - r['beta'] for r in measured])}")
+    labels = ["weights"] + [f"tau {c['tau']:g}" for c in measured[0]["certificates"]]
+    for i, label in enumerate(labels):
+        certs = [r["loss_weights"] if i == 0 else r["certificates"][i - 1] for r in measured]
+        lines.append(f"  {label + ' eps_rel':<16} {_fell([c['eps_rel'] for c in certs])}")
+        lines.append(f"  {label + ' delta':<16} {_fell([c['delta'] for c in certs])}")
+    return lines
+
+
 def _kkt(args: argparse.Namespace) -> int:
     from marginlab.measure.kkt import DEFAULT_MEMORY_BUDGET, DEFAULT_TAUS, kkt_certificates
     from marginlab.runs.run import load_run
@@ -91,6 +116,8 @@ def _kkt(args: argparse.Namespace) -> int:
             )
             lead = " " * len(lead)
     print("(tau 'weights': the certificate with the loss weights as multipliers)")
+    for line in _trend(records):
+        print(line)
     path = run.store.write_json("kkt.json", {"taus": taus, "checkpoints": records})
     print(f"written: {path}")
     return 0
