@@ -1006,7 +1006,6 @@ def robustness_along_training(
         if result.found_by is not None:
             samples[label]["found_by"] = list(result.found_by)
     table = pd.DataFrame(rows)
-    labels = table["checkpoint"].tolist()
 
     if write:
         paths = result_paths(run.path, norm, attack, split)
@@ -1024,7 +1023,8 @@ def robustness_along_training(
                 "indices": indices.tolist(),
                 "samples": samples,
                 "paired": paired_changes(
-                    [(label, np.asarray(samples[label]["distance"])) for label in labels], eps_tuple
+                    [(row["checkpoint"], samples[row["checkpoint"]]["distance"]) for row in rows],
+                    eps_tuple,
                 ).to_dict(orient="records"),
             },
         )
