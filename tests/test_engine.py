@@ -9,6 +9,7 @@ import torch
 
 from marginlab import load_run, resume, train
 from marginlab.config import validate
+from marginlab.runs.store import RunDirectoryError
 from marginlab.training.engine import LATEST
 
 
@@ -170,7 +171,7 @@ def test_resume_refuses_to_change_what_is_trained(tmp_path):
 
 def test_train_refuses_an_existing_run_directory(tmp_path):
     path = train(tiny_config(max_epochs=1), tmp_path / "r", progress=False)
-    with pytest.raises(FileExistsError, match="marginlab resume"):
+    with pytest.raises(RunDirectoryError, match="marginlab resume"):
         train(tiny_config(max_epochs=1), path, progress=False)
 
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from marginlab.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown, of the wrong type or impossible."""
 
 
@@ -240,9 +242,16 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     ('data.classes', [0, 1])
     """
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    key = key.strip()
+    if not sep or not key or "" in key.split("."):
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.batch_size=100")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        detail = " ".join(str(error).split())
+        raise ConfigError(
+            f"--set {text!r}: the value of {key} is not valid YAML: {detail}"
+        ) from None
 
 
 def apply_overrides(raw: dict, assignments: list[str]) -> dict:
@@ -268,9 +277,29 @@ def apply_overrides(raw: dict, assignments: list[str]) -> dict:
 
 
 def load_config_file(path: str | Path) -> dict:
-    """Read a YAML configuration file into a mapping."""
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
+    """Read a YAML configuration file into a mapping (with the safe loader: no tags that
+    build Python objects).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> spec = pathlib.Path(tempfile.mkdtemp()) / "bad.yaml"
+    >>> _ = spec.write_text("model: [mlp")
+    >>> load_config_file(spec)
+    Traceback (most recent call last):
+    ...
+    marginlab.config.ConfigError: .../bad.yaml: not valid YAML: ...line 1, column 12...
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file ({error})") from None
+    except yaml.YAMLError as error:
+        detail = " ".join(str(error).split())
+        raise ConfigError(f"{path}: not valid YAML: {detail}") from None
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level")
     return raw

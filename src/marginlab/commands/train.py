@@ -23,6 +23,15 @@ def load_spec(spec: str) -> dict:
     )
 
 
+def _checkpoint_spec(text: str) -> str | int:
+    from marginlab.runs.store import CheckpointNotFoundError, parse_checkpoint_spec
+
+    try:
+        return parse_checkpoint_spec(text)
+    except CheckpointNotFoundError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from marginlab.runs.plots import plot_training
     from marginlab.training.engine import train
@@ -76,7 +85,9 @@ def _resume(args: argparse.Namespace) -> int:
     from marginlab.runs.plots import plot_training
     from marginlab.training.engine import resume
 
-    path = resume(args.run_dir, list(args.set), data_dir=args.data_dir)
+    path = resume(
+        args.run_dir, list(args.set), from_checkpoint=args.from_checkpoint, data_dir=args.data_dir
+    )
     print(f"run directory: {path}\nplot: {plot_training(path)}")
     return 0
 
@@ -126,6 +137,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="train.max_epochs, train.target_log10_loss or log.* only",
+    )
+    resume.add_argument(
+        "--from-checkpoint",
+        type=_checkpoint_spec,
+        metavar="CHECKPOINT",
+        help="continue from this intact checkpoint: last, an epoch, or a loss level such as "
+        "1e-20 (the metrics and the checkpoint index are cut back to its epoch); needed when "
+        "a file of the run is damaged, as the error then says",
     )
     resume.add_argument("--data-dir", help="where MNIST/CIFAR live (default: as the run)")
     resume.set_defaults(func=_resume)

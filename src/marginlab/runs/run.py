@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -14,19 +11,9 @@ from torch import nn
 from marginlab.assemble import build_data, build_network
 from marginlab.config import validate
 from marginlab.data import Dataset
-from marginlab.runs.store import RunStore
+from marginlab.runs.store import Checkpoint, RunStore, load_weights, select_checkpoint
 
-LATEST = "latest.safetensors"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A kept checkpoint: its epoch, its training loss (log10, mean) and its file."""
-
-    epoch: int
-    log10_loss_mean: float | None
-    path: Path
-    reason: str
+__all__ = ["Checkpoint", "Run", "load_run"]
 
 
 class Run:
@@ -48,6 +35,8 @@ class Run:
         self.store = RunStore(path)
         self.path = self.store.path
         self.config: dict = self.store.read_config()
+        # An index that is damaged or leads outside the directory is refused on opening.
+        self.store.checkpoint_index()
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -67,55 +56,22 @@ class Run:
 
     @property
     def checkpoints(self) -> list[Checkpoint]:
-        """Kept checkpoints by epoch, ending with ``last`` (the latest state)."""
-        kept = [
-            Checkpoint(
-                e["epoch"], e["log10_loss_mean"], self.path / "checkpoints" / e["file"], e["reason"]
-            )
-            for e in self.store.checkpoint_index()
-        ]
-        latest = self.path / "checkpoints" / LATEST
-        if latest.exists():
-            _, state = self.store.load_checkpoint(LATEST)
-            kept.append(
-                Checkpoint(state["epoch"], self._log10_loss_at(state["epoch"]), latest, "last")
-            )
-        return kept
-
-    def _log10_loss_at(self, epoch: int) -> float | None:
-        rows = [r for r in self.store.metrics() if r["epoch"] == epoch]
-        return rows[-1]["log10_loss_mean"] if rows else None
+        """Kept checkpoints by epoch, ending with ``last`` (the latest state); read from the
+        index, not from the weights."""
+        return self.store.kept_checkpoints()
 
     def checkpoint(self, which: str | int | float = "last") -> Checkpoint:
         """Select a checkpoint: ``"last"``, an epoch (int), or a loss level (``1e-20`` or the
         text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it)."""
-        kept = self.checkpoints
-        if not kept:
-            raise FileNotFoundError(f"{self.path}: the run has no checkpoints")
-        if which == "last":
-            return kept[-1]
-        if isinstance(which, int):
-            for checkpoint in kept:
-                if checkpoint.epoch == which:
-                    return checkpoint
-            epochs = sorted({c.epoch for c in kept})
-            raise KeyError(f"checkpoint: no checkpoint at epoch {which}; kept epochs: {epochs}")
-        # Decimal parses "1e-882" exactly; a float would underflow below 1e-308.
-        level = float(Decimal(str(which)).log10())
-        for checkpoint in kept:
-            if checkpoint.log10_loss_mean is not None and checkpoint.log10_loss_mean < level:
-                return checkpoint
-        raise KeyError(
-            f"checkpoint: the training loss never fell below {which} in kept checkpoints"
-        )
+        return select_checkpoint(self.checkpoints, which, self.path)
 
     def load_model(self, checkpoint: str | int | float = "last", device: str = "cpu") -> nn.Module:
         """Rebuild the network and load a checkpoint's weights (see :meth:`checkpoint`)."""
         config = validate(self.config)
         chosen = self.checkpoint(checkpoint)
         model = build_network(config, self._dataset(device), device=device)
-        tensors, _ = self.store.load_checkpoint(chosen.path.name)
-        model.load_state_dict(tensors)
+        tensors, _ = self.store.load_checkpoint(chosen.path.name, chosen.sha256)
+        load_weights(model, tensors, chosen.path)
         return model.eval()
 
     def load_data(

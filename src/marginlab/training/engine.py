@@ -14,29 +14,37 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from marginlab.assemble import Assembly, assemble
-from marginlab.config import ObserverConfig, RunConfig, apply_overrides, validate
+from marginlab.config import ConfigError, ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
 from marginlab.numerics import LN10, logaddexp
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
-from marginlab.runs.store import ReadOnlyStore, RunStore
+from marginlab.runs.store import (
+    LATEST,
+    ReadOnlyStore,
+    RunDirectoryError,
+    RunStore,
+    RunWriteError,
+    load_weights,
+    parse_checkpoint_spec,
+)
 from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 from marginlab.training.speculation import Speculator
 
-LATEST = "latest.safetensors"
 # Keys of a resumed run that may be changed with --set: how long and how it is observed,
 # never what is trained.
 RESUMABLE_KEYS = ("train.max_epochs", "train.target_log10_loss", "log.")
@@ -59,11 +67,17 @@ class TrainState:
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainState:
-        raw = dict(raw)
-        raw["schedule"] = ScheduleState(**raw["schedule"])
-        if raw.get("log_accumulated_lr") is None:
-            raw["log_accumulated_lr"] = -math.inf
-        return cls(**raw)
+        try:
+            raw = dict(raw)
+            raw["schedule"] = ScheduleState(**raw["schedule"])
+            if raw.get("log_accumulated_lr") is None:
+                raw["log_accumulated_lr"] = -math.inf
+            return cls(**raw)
+        except (KeyError, TypeError) as error:
+            raise RunDirectoryError(
+                f"the checkpoint's training state cannot be continued by this version of "
+                f"marginlab ({type(error).__name__}: {error})"
+            ) from None
 
 
 @dataclass
@@ -134,7 +148,7 @@ def _metrics_row(loop: _Loop, evaluation: Evaluation) -> dict:
 def _save(loop: _Loop, file_name: str, log10_loss: float, reason: str | None) -> None:
     state = loop.state
     meta = asdict(state)
-    loop.store.save_checkpoint(file_name, loop.parts.model.state_dict(), meta)
+    digest = loop.store.save_checkpoint(file_name, loop.parts.model.state_dict(), meta)
     if reason is not None:
         loop.store.record_checkpoint(
             {
@@ -142,6 +156,7 @@ def _save(loop: _Loop, file_name: str, log10_loss: float, reason: str | None) ->
                 "log10_loss_mean": log10_loss,
                 "file": file_name,
                 "reason": reason,
+                "sha256": digest,
             }
         )
 
@@ -324,7 +339,8 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
     """Run ``body``, which trains ``loops`` (one run, or an ensemble's replicas) and ends
     each with :func:`_finish` or :func:`_stopped`, with clean handling of every other way
     a session can end: each unfinished run saves its accepted weights and says how it
-    ended in its ``status.json``."""
+    ended in its ``status.json``. A write that fails (disk full, quota) stops training
+    and writes nothing more, so each run directory keeps its last complete state."""
 
     def terminate(signum: int, frame: object) -> None:
         # A second signal (e.g. `timeout` forwarding SIGTERM) must not cut the save short.
@@ -337,29 +353,42 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for loop in loops:
-        loop.store.write_status("running", pid=os.getpid())
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit a write then fails (and is reported) instead of the
+        # signal killing the process.
+        previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
+        for loop in loops:
+            loop.store.write_status("running", pid=os.getpid())
         body()
     except KeyboardInterrupt:
         for loop in loops:
             if loop.done:
                 continue
-            _restore_and_save(loop)
-            epoch = loop.state.epoch
-            loop.store.write_status(
-                "interrupted", "interrupted; continue with marginlab resume", epoch=epoch
-            )
+            try:
+                _restore_and_save(loop)
+                epoch = loop.state.epoch
+                loop.store.write_status(
+                    "interrupted", "interrupted; continue with marginlab resume", epoch=epoch
+                )
+            except RunWriteError as error:
+                _record_failure(loop, str(error))
+                loop.progress.message(f"interrupted, and could not save: {error}")
+                continue
             loop.progress.message(
                 f"interrupted at epoch {epoch}; saved. "
                 f"Continue with: marginlab resume {loop.store.path}"
             )
         raise
+    except RunWriteError as error:
+        unfinished = [loop for loop in loops if not loop.done]
+        for loop in unfinished:
+            _record_failure(loop, str(error))
+        raise RunWriteError(_write_failure(error, unfinished)) from error
     except BaseException as error:
         for loop in loops:
             if not loop.done:
-                message = f"{type(error).__name__}: {error}"
-                loop.store.write_status("failed", message, epoch=loop.state.epoch)
+                _record_failure(loop, f"{type(error).__name__}: {error}")
         raise
     finally:
         for sig, handler in previous.items():
@@ -370,6 +399,29 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
             loop.progress.close()
             if loop.tensorboard is not None:
                 loop.tensorboard.close()
+
+
+def _record_failure(loop: _Loop, message: str) -> None:
+    """Say in ``status.json`` that the run failed, if the directory can still be written."""
+    with suppress(RunDirectoryError):
+        loop.store.write_status("failed", message, epoch=loop.state.epoch)
+
+
+def _write_failure(error: RunWriteError, loops: list[_Loop]) -> str:
+    """The message of a write that stopped training: what failed, what is kept, what next."""
+    kept = []
+    for loop in loops:
+        try:
+            state = loop.store.latest_state()
+        except RunDirectoryError:
+            state = None
+        epoch = "its start" if state is None else f"epoch {state['epoch']}"
+        kept.append(f"{loop.store.path} keeps its last complete state ({epoch})")
+    commands = " and ".join(f"marginlab resume {loop.store.path}" for loop in loops)
+    return (
+        f"{error}. Training stopped; {'; '.join(kept)}. Once it can be written again (free "
+        f"space, quota, permissions), continue with: {commands}"
+    )
 
 
 def _restore_and_save(loop: _Loop) -> None:
@@ -492,32 +544,44 @@ def train(
     """
     config = config if isinstance(config, RunConfig) else validate(config)
     path = Path(out or default_run_dir(config))
-    if (path / "config.yaml").exists():
-        raise FileExistsError(
-            f"{path} already holds a run; continue it with `marginlab resume {path}` "
-            "or choose another --out"
-        )
+    _refuse_existing_run(path)
     parts = assemble(config, data_dir)  # every check happens before anything is written
     parallel = _distribute(parts)
     store = _store(path, parallel)
-    store.write_config(config.to_dict())
-    described = environment(parts.device, data_dir)
-    if parallel is not None:
-        described["data_parallel"] = parallel.describe(parts.data)
-    store.write_json("environment.json", described)
-    _start(parts, store, None, progress and store.writable, parallel)
+    with store.writer():
+        if store.writable:
+            _refuse_existing_run(path)  # written by another process in the meantime
+        store.write_config(config.to_dict())
+        described = environment(parts.device, data_dir)
+        if parallel is not None:
+            described["data_parallel"] = parallel.describe(parts.data)
+        store.write_json("environment.json", described)
+        _start(parts, store, None, progress and store.writable, parallel)
     return store.path
+
+
+def _refuse_existing_run(path: Path) -> None:
+    if (path / "config.yaml").exists():
+        raise RunDirectoryError(
+            f"{path} already holds a run; continue it with `marginlab resume {path}` "
+            "or choose another --out"
+        )
 
 
 def resume(
     run_dir: str | os.PathLike,
     overrides: list[str] | None = None,
     *,
+    from_checkpoint: str | int | float | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Path:
     """Continue a run from its latest checkpoint; with a fixed seed the result equals the
     uninterrupted run.
+
+    Every file the continued run depends on is checked first (metrics, checkpoint index,
+    checksums of the checkpoints); damage is named, with the latest intact checkpoint to
+    continue from instead.
 
     Parameters
     ----------
@@ -526,26 +590,39 @@ def resume(
     overrides : list of str, optional
         ``key=value`` changes limited to ``train.max_epochs``, ``train.target_log10_loss``
         and ``log.*`` (to train longer or observe differently).
+    from_checkpoint : str or int, optional
+        Continue from this intact checkpoint instead (``last``, an epoch, or a loss level
+        such as ``1e-20``); the metrics and the checkpoint index are cut back to its epoch.
     data_dir : path, optional
         Where real data sets live; defaults to the one the run used, then ``$MARGINLAB_DATA``.
     progress : bool
         Show the progress line.
     """
     store = RunStore(run_dir)
-    overrides = overrides or []
+    raw = store.read_config()
+    overrides = list(overrides or [])
     for text in overrides:
-        if not text.split("=", 1)[0].startswith(RESUMABLE_KEYS):
-            raise ValueError(
-                f"--set {text}: a resumed run may only change {', '.join(RESUMABLE_KEYS)}*"
+        if not text.split("=", 1)[0].strip().startswith(RESUMABLE_KEYS):
+            raise ConfigError(
+                f"--set {text}: a resumed run may only change {', '.join(RESUMABLE_KEYS)}*; "
+                "to change what is trained, start a new run with `marginlab run`"
             )
-    config = validate(apply_overrides(store.read_config(), overrides))
-    tensors, saved = store.load_checkpoint(LATEST)
-    state = TrainState.from_dict(saved)
+    config = validate(apply_overrides(raw, overrides))
+    which = None if from_checkpoint is None else parse_checkpoint_spec(str(from_checkpoint))
     parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
     parallel = _distribute(parts)
     store = _store(store.path, parallel)
-    parts.model.load_state_dict(tensors)
-    store.write_config(config.to_dict())
-    store.truncate_after(state.epoch)
-    _start(parts, store, state, progress and store.writable, parallel)
+    with store.writer():
+        tensors, saved = store.rewind(which)
+        state = TrainState.from_dict(saved)
+        load_weights(parts.model, tensors, store.path / "checkpoints" / LATEST)
+        if which is not None and store.writable:
+            print(
+                f"marginlab: continuing {store.path} from epoch {state.epoch}; its metrics "
+                "and checkpoint index are cut back to that epoch",
+                file=sys.stderr,
+                flush=True,
+            )
+        store.write_config(config.to_dict())
+        _start(parts, store, state, progress and store.writable, parallel)
     return store.path

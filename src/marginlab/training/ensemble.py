@@ -22,6 +22,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -35,7 +36,14 @@ from marginlab.runs.store import RunStore
 from marginlab.training.attempt import Attempt
 
 # The engine's loop, driven here for several runs at once.
-from marginlab.training.engine import _drive, _Loop, _next_attempt, _open_loop, _session
+from marginlab.training.engine import (
+    _drive,
+    _Loop,
+    _next_attempt,
+    _open_loop,
+    _refuse_existing_run,
+    _session,
+)
 
 Params = dict[str, torch.Tensor]
 
@@ -281,26 +289,29 @@ def train_ensemble(
     _check_compatible(configs)
     paths = [Path(p) for p in paths]
     for path in paths:
-        if (path / "config.yaml").exists():
-            raise FileExistsError(f"{path} already holds a run; choose another directory")
+        _refuse_existing_run(path)
     parts = [assemble(config, data_dir) for config in configs]  # checks before writing
-    loops, evaluations = [], []
-    for part, path in zip(parts, paths, strict=True):
-        store = RunStore(path)
-        store.write_config(part.config.to_dict())
-        store.write_json("environment.json", environment(part.device, data_dir))
-        loop, evaluation = _open_loop(part, store, None, progress=False)
-        loops.append(loop)
-        evaluations.append(evaluation)
-    if batched is None:
-        batched = parts[0].device.type != "cpu"
-    if batched:
-        stacked = _Stacked(loops)
-        next_attempts = stacked.attempts
-    else:
+    stores = [RunStore(path) for path in paths]
+    with ExitStack() as held:
+        for store in stores:  # one writer per run directory, as for a single run
+            held.enter_context(store.writer())
+            _refuse_existing_run(store.path)
+        loops, evaluations = [], []
+        for part, store in zip(parts, stores, strict=True):
+            store.write_config(part.config.to_dict())
+            store.write_json("environment.json", environment(part.device, data_dir))
+            loop, evaluation = _open_loop(part, store, None, progress=False)
+            loops.append(loop)
+            evaluations.append(evaluation)
+        if batched is None:
+            batched = parts[0].device.type != "cpu"
+        if batched:
+            stacked = _Stacked(loops)
+            next_attempts = stacked.attempts
+        else:
 
-        def next_attempts(going: list[int]) -> dict[int, Attempt]:
-            return {k: _next_attempt(loops[k]) for k in going}
+            def next_attempts(going: list[int]) -> dict[int, Attempt]:
+                return {k: _next_attempt(loops[k]) for k in going}
 
-    _session(loops, lambda: _drive(loops, evaluations, next_attempts))
+        _session(loops, lambda: _drive(loops, evaluations, next_attempts))
     return paths
