@@ -60,8 +60,11 @@ def build_network(config: RunConfig, dataset: Dataset, device: str = "cpu") -> n
     )
     try:
         model = build_model(spec, input_shape=tuple(dataset.input_shape), n_outputs=n_outputs)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:  # every value here comes from the user's spec
         raise ConfigError(f"model: {error}") from None
+    except (MemoryError, RuntimeError) as error:  # torch: too large to allocate
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ConfigError(f"model: the network cannot be built ({first})") from None
     model = model.to(device=device, dtype=DTYPES[config.dtype])
     with torch.no_grad():
         width = model(dataset.x_train[:2]).shape[1]

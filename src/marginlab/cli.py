@@ -27,7 +27,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line naming the argument and the help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"marginlab: error: {message} (see `{self.prog} --help`)\n")
+        _say(f"error: {message} (see `{self.prog} --help`)")
+        self.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         import_module(f"marginlab.commands.{name}").register(sub)
     return parser
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line: line breaks become spaces, other control characters
+    (which a user can type into a value) their escapes."""
+    return "".join(
+        " " if char in "\n\r\t" else char if char.isprintable() else repr(char)[1:-1]
+        for char in text
+    )
+
+
+def _say(text: str) -> None:
+    print(f"marginlab: {_one_line(text)}", file=sys.stderr)
 
 
 def _report_bug(error: BaseException) -> str:
@@ -60,20 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as error:
-        print(f"marginlab: error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 2
     except OSError as error:  # a file or device the system refused: named by the error
-        print(f"marginlab: error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as error:
         path = _report_bug(error)
-        summary = (str(error).strip().splitlines() or [""])[0]
-        print(
-            f"marginlab: internal error ({type(error).__name__}: {summary}); this is a bug in "
-            f"marginlab, not in what you gave it; the traceback is in {path}",
-            file=sys.stderr,
+        _say(
+            f"internal error ({type(error).__name__}: {error}); this is a bug in marginlab, "
+            f"not in what you gave it; the traceback is in {path}"
         )
         return 1
 

@@ -113,6 +113,9 @@ POSITIVE = {
 }
 ABOVE_ONE = {"train.alpha_up", "train.alpha_down", "train.loss_ub"}
 NON_NEGATIVE = {"seed", "train.max_epochs"}
+# What torch takes: a seed is a 64-bit integer, a thread count a C int (and far fewer
+# threads than this already only wait for each other).
+AT_MOST = {"seed": 2**63 - 1, "threads": 1024}
 
 
 def _type_name(annotation: Any) -> str:
@@ -187,6 +190,8 @@ def _check_value(path: str, value: Any) -> None:
         raise ConfigError(f"{path}: must be greater than 1, got {value!r}")
     if path in NON_NEGATIVE and value < 0:
         raise ConfigError(f"{path}: must be non-negative, got {value!r}")
+    if path in AT_MOST and value > AT_MOST[path]:
+        raise ConfigError(f"{path}: must be at most {AT_MOST[path]}, got {value!r}")
 
 
 def validate(raw: dict) -> RunConfig:

@@ -67,6 +67,13 @@ class Dataset:
                 )
         if len(self.classes) != self.n_classes:
             raise ValueError(f"{len(self.classes)} class names given for {self.n_classes} classes")
+        for split, x, y in splits:
+            _check_split(split, x, y, self.n_classes)
+        if self.x_test is not None and self.x_test.shape[1:] != self.x_train.shape[1:]:
+            raise ValueError(
+                f"x_test: samples of shape {tuple(self.x_test.shape[1:])} but x_train has "
+                f"{tuple(self.x_train.shape[1:])}; both splits need the same input shape"
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -104,6 +111,29 @@ class Dataset:
         return (
             f"Dataset(name={self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
             f"input_shape={self.input_shape}, n_classes={self.n_classes})"
+        )
+
+
+def _check_split(split: str, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
+    """Refuse a split that training cannot use: empty, non-finite inputs, labels out of range."""
+    if len(x) == 0 or x.dim() < 2:
+        raise ValueError(
+            f"x_{split}: the {split} set is empty or not a batch of samples (shape "
+            f"{tuple(x.shape)}); it needs at least one sample"
+        )
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x).flatten(1).all(dim=1)
+        if bad.any():
+            first = int(bad.nonzero()[0])
+            raise ValueError(
+                f"x_{split}: {int(bad.sum())} sample(s) hold NaN or infinite values (the "
+                f"first is sample {first}); remove or repair them before training"
+            )
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        wrong = low if low < 0 else high
+        raise ValueError(
+            f"y_{split}: label {wrong} is outside 0..{n_classes - 1} ({n_classes} classes)"
         )
 
 

@@ -63,7 +63,9 @@ class Run:
     def checkpoint(self, which: str | int | float = "last") -> Checkpoint:
         """Select a checkpoint: ``"last"``, an epoch (int), or a loss level (``1e-20`` or the
         text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it)."""
-        return select_checkpoint(self.checkpoints, which, self.path)
+        # A damaged latest file stands in the way of "last" only.
+        kept = self.store.kept_checkpoints(with_latest=which == "last")
+        return select_checkpoint(kept, which, self.path)
 
     def load_model(self, checkpoint: str | int | float = "last", device: str = "cpu") -> nn.Module:
         """Rebuild the network and load a checkpoint's weights (see :meth:`checkpoint`)."""

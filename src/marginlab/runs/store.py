@@ -356,7 +356,7 @@ class RunStore:
         A lock left by a process that died is taken over, and ``notify`` says so.
         """
         with _writing(self.path):
-            (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(self.path / WRITER_LOCK), timeout=0)
         try:
             lock.acquire()
@@ -384,6 +384,13 @@ class RunStore:
             with suppress(OSError):
                 (self.path / WRITER).unlink()
             lock.release()
+
+    def discard(self) -> None:
+        """Remove a new run directory that received nothing but its lock."""
+        with suppress(OSError):
+            (self.path / WRITER_LOCK).unlink()
+        with suppress(OSError):
+            self.path.rmdir()  # only if empty: never anything the user put there
 
     def holder(self) -> dict | None:
         """Who writes the run now (or last, if it died): pid, host, start time; None if
@@ -598,9 +605,10 @@ class RunStore:
                 )
         return tensors, state
 
-    def kept_checkpoints(self) -> list[Checkpoint]:
+    def kept_checkpoints(self, with_latest: bool = True) -> list[Checkpoint]:
         """Kept checkpoints by epoch, ending with ``last`` (the latest state), read from the
-        index and the latest file's header, not from the weights."""
+        index and the latest file's header, not from the weights. ``with_latest`` False:
+        leave out a latest checkpoint whose header is damaged instead of raising."""
         kept = [
             Checkpoint(
                 e["epoch"],
@@ -611,7 +619,12 @@ class RunStore:
             )
             for e in self.checkpoint_index()
         ]
-        state = self.latest_state()
+        try:
+            state = self.latest_state()
+        except RunDirectoryError:
+            if with_latest:
+                raise
+            state = None
         if state is not None:
             rows, _ = self._metrics_scan()
             kept.append(self._latest(state["epoch"], rows))

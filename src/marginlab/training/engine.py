@@ -382,9 +382,10 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
         raise
     except RunWriteError as error:
         unfinished = [loop for loop in loops if not loop.done]
+        message = _write_failure(error, unfinished)
         for loop in unfinished:
-            _record_failure(loop, str(error))
-        raise RunWriteError(_write_failure(error, unfinished)) from error
+            _record_failure(loop, message)
+        raise RunWriteError(message) from error
     except BaseException as error:
         for loop in loops:
             if not loop.done:
@@ -496,9 +497,34 @@ def _distribute(parts: Assembly) -> DataParallel | None:
     return parallel
 
 
-def _store(path: Path, parallel: DataParallel | None) -> RunStore:
-    """Rank 0 (or the only process) writes the run directory; other ranks only read it."""
-    return RunStore(path) if parallel is None or parallel.is_main else ReadOnlyStore(path)
+def _store(path: Path) -> RunStore:
+    """Rank 0 (or the only process) writes the run directory; the other ranks of a
+    ``torchrun`` launch only read it."""
+    return RunStore(path) if os.environ.get("RANK", "0") == "0" else ReadOnlyStore(path)
+
+
+@contextmanager
+def _new_run(store: RunStore) -> Iterator[None]:
+    """Hold the writer lock of a new run directory; one that ends before its config is
+    written (a refused config, a missing data set) leaves no trace."""
+    created = not store.path.exists()
+    try:
+        with store.writer():
+            if store.writable:
+                _refuse_existing_run(store.path)  # written by another process meanwhile
+            yield
+    except BaseException:
+        if created and store.writable and not (store.path / "config.yaml").exists():
+            store.discard()
+        raise
+
+
+def _refuse_existing_run(path: Path) -> None:
+    if (path / "config.yaml").exists():
+        raise RunDirectoryError(
+            f"{path} already holds a run; continue it with `marginlab resume {path}` "
+            "or choose another --out"
+        )
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -545,12 +571,11 @@ def train(
     config = config if isinstance(config, RunConfig) else validate(config)
     path = Path(out or default_run_dir(config))
     _refuse_existing_run(path)
-    parts = assemble(config, data_dir)  # every check happens before anything is written
-    parallel = _distribute(parts)
-    store = _store(path, parallel)
-    with store.writer():
-        if store.writable:
-            _refuse_existing_run(path)  # written by another process in the meantime
+    store = _store(path)
+    # The lock comes first, so that a second writer is refused before any work.
+    with _new_run(store):
+        parts = assemble(config, data_dir)  # every check happens before anything is written
+        parallel = _distribute(parts)
         store.write_config(config.to_dict())
         described = environment(parts.device, data_dir)
         if parallel is not None:
@@ -558,14 +583,6 @@ def train(
         store.write_json("environment.json", described)
         _start(parts, store, None, progress and store.writable, parallel)
     return store.path
-
-
-def _refuse_existing_run(path: Path) -> None:
-    if (path / "config.yaml").exists():
-        raise RunDirectoryError(
-            f"{path} already holds a run; continue it with `marginlab resume {path}` "
-            "or choose another --out"
-        )
 
 
 def resume(
@@ -598,7 +615,7 @@ def resume(
     progress : bool
         Show the progress line.
     """
-    store = RunStore(run_dir)
+    store = _store(Path(run_dir))
     raw = store.read_config()
     overrides = list(overrides or [])
     for text in overrides:
@@ -609,10 +626,9 @@ def resume(
             )
     config = validate(apply_overrides(raw, overrides))
     which = None if from_checkpoint is None else parse_checkpoint_spec(str(from_checkpoint))
-    parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
-    parallel = _distribute(parts)
-    store = _store(store.path, parallel)
     with store.writer():
+        parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
+        parallel = _distribute(parts)
         tensors, saved = store.rewind(which)
         state = TrainState.from_dict(saved)
         load_weights(parts.model, tensors, store.path / "checkpoints" / LATEST)

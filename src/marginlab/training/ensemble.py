@@ -39,6 +39,7 @@ from marginlab.training.attempt import Attempt
 from marginlab.training.engine import (
     _drive,
     _Loop,
+    _new_run,
     _next_attempt,
     _open_loop,
     _refuse_existing_run,
@@ -290,12 +291,11 @@ def train_ensemble(
     paths = [Path(p) for p in paths]
     for path in paths:
         _refuse_existing_run(path)
-    parts = [assemble(config, data_dir) for config in configs]  # checks before writing
     stores = [RunStore(path) for path in paths]
     with ExitStack() as held:
         for store in stores:  # one writer per run directory, as for a single run
-            held.enter_context(store.writer())
-            _refuse_existing_run(store.path)
+            held.enter_context(_new_run(store))
+        parts = [assemble(config, data_dir) for config in configs]  # checks before writing
         loops, evaluations = [], []
         for part, store in zip(parts, stores, strict=True):
             store.write_config(part.config.to_dict())
