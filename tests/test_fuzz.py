@@ -31,7 +31,7 @@ BASE = {
     "log": {"every": 5},
 }
 EXAMPLES = settings(
-    max_examples=int(__import__("os").environ.get("FUZZ_N", 150)),
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

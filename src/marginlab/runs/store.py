@@ -645,7 +645,7 @@ class RunStore:
         rows, metrics_problem = self._metrics_scan(tolerant=False)
         if metrics_problem is not None:
             problems.append(f"{self.path / 'metrics.jsonl'}: {metrics_problem}")
-            limit = rows[-1]["epoch"] if rows else -1
+            limit = rows[-1]["epoch"] if rows else 0  # from epoch 0 a run starts over
         entries, index_problem = self._index_scan(tolerant=False)
         if index_problem is not None:
             problems.append(f"{self.path / 'checkpoints.jsonl'}: {index_problem}")
@@ -691,7 +691,8 @@ class RunStore:
         ``which`` None: the latest state, provided nothing is damaged; otherwise the error
         names the damage and the latest intact checkpoint to continue from. With ``which``
         (``last``, an epoch or a loss level, among the intact checkpoints), that checkpoint
-        becomes the latest, and the metrics and the index are cut back to its epoch.
+        becomes the latest, and the metrics and the index are cut back to its epoch (to
+        nothing for epoch 0, from which the run starts over).
         """
         survey = self.survey()
         if which is None:
@@ -701,14 +702,15 @@ class RunStore:
         else:
             chosen = select_checkpoint(survey.intact, which, self.path)
         tensors, state = self.load_checkpoint(chosen.path.name, chosen.sha256)
-        epoch = chosen.epoch
+        # From epoch 0 the run starts over and records epoch 0 again.
+        keep = chosen.epoch if chosen.epoch > 0 else -1
         # Latest first: a crash after it leaves a state that a plain resume completes.
         if chosen.reason != "last":
             self._make_latest(chosen.path)
         entries, _ = self._index_scan(tolerant=False)
         metrics, _ = self._metrics_scan(tolerant=False)
-        self._rewrite("checkpoints.jsonl", [e for e in entries if e["epoch"] <= epoch])
-        self._rewrite("metrics.jsonl", [r for r in metrics if r["epoch"] <= epoch])
+        self._rewrite("checkpoints.jsonl", [e for e in entries if e["epoch"] <= keep])
+        self._rewrite("metrics.jsonl", [r for r in metrics if r["epoch"] <= keep])
         return tensors, state
 
     def _offer(self, survey: Survey) -> str:

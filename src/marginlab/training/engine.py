@@ -630,11 +630,12 @@ def resume(
         parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
         parallel = _distribute(parts)
         tensors, saved = store.rewind(which)
-        state = TrainState.from_dict(saved)
+        # At epoch 0 the run starts over (from the same initial weights), as a fresh run.
+        state = TrainState.from_dict(saved) if saved["epoch"] > 0 else None
         load_weights(parts.model, tensors, store.path / "checkpoints" / LATEST)
         if which is not None and store.writable:
             print(
-                f"marginlab: continuing {store.path} from epoch {state.epoch}; its metrics "
+                f"marginlab: continuing {store.path} from epoch {saved['epoch']}; its metrics "
                 "and checkpoint index are cut back to that epoch",
                 file=sys.stderr,
                 flush=True,
