@@ -378,15 +378,25 @@ def test_a_latest_checkpoint_linked_outside_is_refused(copy_of_run, capsys):
     assert "leads outside the run directory" in _error_line(capsys.readouterr().err)
 
 
-def test_files_linked_outside_are_replaced_never_written_through(copy_of_run, uninterrupted):
-    outside = copy_of_run.parent / "outside.jsonl"
-    metrics = copy_of_run / "metrics.jsonl"
-    shutil.move(metrics, outside)
-    metrics.symlink_to(outside)
-    content = outside.read_bytes()
-    resume(copy_of_run, from_checkpoint=139, progress=False)
-    assert outside.read_bytes() == content
-    assert not metrics.is_symlink()
+def test_files_linked_outside_are_replaced_never_written_through(
+    copy_of_run, uninterrupted, capsys
+):
+    outside = {}
+    for name in ("metrics.jsonl", "training.png", "report.html", "status.json"):
+        target = copy_of_run.parent / f"outside-{name}"
+        own = copy_of_run / name
+        if own.exists():
+            shutil.move(own, target)
+        else:
+            target.write_text("someone else's file")
+        own.symlink_to(target)
+        outside[target] = target.read_bytes()
+    assert main(["resume", str(copy_of_run), "--from-checkpoint", "139"]) == 0
+    assert main(["report", str(copy_of_run)]) == 0
+    capsys.readouterr()
+    for target, content in outside.items():
+        assert target.read_bytes() == content
+    assert not any(p.is_symlink() for p in copy_of_run.iterdir())
     _assert_same_run(load_run(copy_of_run), uninterrupted)
 
 

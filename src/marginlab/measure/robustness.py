@@ -54,6 +54,7 @@ from marginlab.measure.margins import evaluate, margin_metrics, pairwise_margins
 from marginlab.models.activations import Activation
 from marginlab.models.base import Scale
 from marginlab.runs.run import Run, load_run
+from marginlab.runs.store import no_link
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -1028,7 +1029,7 @@ def robustness_along_training(
                 ).to_dict(orient="records"),
             },
         )
-        table.to_csv(paths["csv"], index=False)
+        table.to_csv(no_link(paths["csv"]), index=False)
         plot_robust_accuracy(
             results,
             paths["png"],
@@ -1092,6 +1093,6 @@ def plot_robust_accuracy(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.savefig(path, dpi=120)
+    fig.savefig(no_link(path), dpi=120)
     plt.close(fig)
     return Path(path)

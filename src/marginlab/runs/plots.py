@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from marginlab.runs.run import Run
+from marginlab.runs.store import no_link
 
 Runs = pd.DataFrame | Mapping[str, pd.DataFrame]
 """One run's table, or several runs' tables keyed by their legend label."""
@@ -835,7 +836,7 @@ def save(fig: Figure, out: str | os.PathLike) -> Path:
         raise ValueError(f"--out: {path.name!r} must end in one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(STYLE):
-        fig.savefig(path, dpi=RASTER_DPI)
+        fig.savefig(no_link(path), dpi=RASTER_DPI)
     return path
 
 

@@ -21,6 +21,7 @@ import marginlab
 from marginlab.numerics import format_log10
 from marginlab.runs.plots import FIGURES, FigureUnavailable, figure, open_runs, threshold_row
 from marginlab.runs.run import Run
+from marginlab.runs.store import no_link
 
 REPORT_FIGURES = ("loss", "margins", "norms", "lr", "kkt", "robustness", "boundary")
 REPORT_DPI = 150
@@ -237,5 +238,5 @@ def write_report(
         ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html_page(title, body), encoding="utf-8")
+    no_link(path).write_text(html_page(title, body), encoding="utf-8")
     return path

@@ -306,6 +306,15 @@ def select_checkpoint(kept: list[Checkpoint], which: str | int | float, where: P
     )
 
 
+def no_link(path: str | os.PathLike) -> Path:
+    """``path``, with a symbolic link there removed: a file written into a run directory
+    replaces what is there, and never writes through a link to a file elsewhere."""
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+    return path
+
+
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Load a checkpoint's tensors into ``model``, or say that they do not fit it."""
     try:
