@@ -323,3 +323,27 @@ def test_checkpoint_specs_of_resume_continue_or_are_refused(tiny_run, spec, caps
         return
     line = _refused_in_one_line(capsys, status)
     assert "checkpoint" in line, line
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    """A tiny run on images in [0, 1], which attacks need."""
+    config = {
+        **BASE,
+        "data": {"name": "digits", "classes": [0, 1], "n_train": 20},
+        "model": {"kind": "mlp", "hidden": [4]},
+    }
+    return engine.train(config, tmp_path_factory.mktemp("fuzz") / "images", progress=False)
+
+
+@settings(EXAMPLES, max_examples=25)
+@given(spec=checkpoint_specs)
+def test_checkpoint_specs_of_attack_select_or_are_refused(image_run, spec, capsys):
+    argv = ["attack", str(image_run), "--checkpoints", spec, "--n", "1", "--attack", "deepfool"]
+    status = main(argv)
+    if status == 0:
+        event("accepted")
+        capsys.readouterr()
+        return
+    line = _refused_in_one_line(capsys, status)
+    assert "checkpoint" in line, line

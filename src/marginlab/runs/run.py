@@ -9,9 +9,15 @@ import torch
 from torch import nn
 
 from marginlab.assemble import build_data, build_network
-from marginlab.config import validate
+from marginlab.config import ConfigError, RunConfig, validate
 from marginlab.data import Dataset
-from marginlab.runs.store import Checkpoint, RunStore, load_weights, select_checkpoint
+from marginlab.runs.store import (
+    Checkpoint,
+    RunDirectoryError,
+    RunStore,
+    load_weights,
+    select_checkpoint,
+)
 
 __all__ = ["Checkpoint", "Run", "load_run"]
 
@@ -69,7 +75,7 @@ class Run:
 
     def load_model(self, checkpoint: str | int | float = "last", device: str = "cpu") -> nn.Module:
         """Rebuild the network and load a checkpoint's weights (see :meth:`checkpoint`)."""
-        config = validate(self.config)
+        config = self._config()
         chosen = self.checkpoint(checkpoint)
         model = build_network(config, self._dataset(device), device=device)
         tensors, _ = self.store.load_checkpoint(chosen.path.name, chosen.sha256)
@@ -90,7 +96,13 @@ class Run:
         return dataset.x_train, dataset.y_train
 
     def _dataset(self, device: str) -> Dataset:
-        return build_data(validate(self.config), self.environment.get("data_dir"), device=device)
+        return build_data(self._config(), self.store.data_dir(), device=device)
+
+    def _config(self) -> RunConfig:
+        try:
+            return validate(self.config)
+        except ConfigError as error:
+            raise RunDirectoryError(f"{self.path / 'config.yaml'}: {error}") from None
 
 
 def load_run(path: str | os.PathLike) -> Run:

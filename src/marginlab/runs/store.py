@@ -449,9 +449,21 @@ class RunStore:
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            payload = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunDirectoryError(f"{path}: damaged, not valid JSON ({error})") from None
+        if not isinstance(payload, dict):
+            raise RunDirectoryError(f"{path}: damaged, not a JSON object")
+        return payload
+
+    def data_dir(self) -> str | None:
+        """The data directory the run was trained with (``environment.json``), if any."""
+        found = self.read_json("environment.json").get("data_dir")
+        if found is not None and not isinstance(found, str):
+            raise RunDirectoryError(
+                f"{self.path / 'environment.json'}: damaged, data_dir is {found!r}, not a path"
+            )
+        return found
 
     def write_json(self, name: str, payload: Any) -> Path:
         """Write an auxiliary result (e.g. a diagnostic table) next to the run."""

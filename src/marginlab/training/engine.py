@@ -627,7 +627,7 @@ def resume(
     config = validate(apply_overrides(raw, overrides))
     which = None if from_checkpoint is None else parse_checkpoint_spec(str(from_checkpoint))
     with store.writer():
-        parts = assemble(config, data_dir or store.read_json("environment.json").get("data_dir"))
+        parts = assemble(config, data_dir or store.data_dir())
         parallel = _distribute(parts)
         tensors, saved = store.rewind(which)
         # At epoch 0 the run starts over (from the same initial weights), as a fresh run.
