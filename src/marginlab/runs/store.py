@@ -234,7 +234,7 @@ def checkpoint_digest(tensors: dict[str, torch.Tensor], state_text: str) -> str:
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # read in place, no copy
     digest.update(state_text.encode("utf-8"))
     return digest.hexdigest()
 
@@ -308,7 +308,16 @@ def select_checkpoint(kept: list[Checkpoint], which: str | int | float, where: P
 
 def no_link(path: str | os.PathLike) -> Path:
     """``path``, with a symbolic link there removed: a file written into a run directory
-    replaces what is there, and never writes through a link to a file elsewhere."""
+    replaces what is there, and never writes through a link to a file elsewhere.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> home = Path(tempfile.mkdtemp())
+    >>> (home / "report.html").symlink_to(home / "elsewhere.html")
+    >>> no_link(home / "report.html").exists(), (home / "report.html").is_symlink()
+    (False, False)
+    """
     path = Path(path)
     if path.is_symlink():
         path.unlink()
@@ -316,7 +325,15 @@ def no_link(path: str | os.PathLike) -> Path:
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Load a checkpoint's tensors into ``model``, or say that they do not fit it."""
+    """Load a checkpoint's tensors into ``model``, or say that they do not fit it.
+
+    Examples
+    --------
+    >>> load_weights(torch.nn.Linear(2, 1), {"weight": torch.zeros(3, 2)}, Path("c.safetensors"))
+    Traceback (most recent call last):
+    ...
+    marginlab.runs.store.RunDirectoryError: c.safetensors: does not fit the model of ...
+    """
     try:
         model.load_state_dict(tensors)
     except RuntimeError as error:
@@ -327,8 +344,10 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path:
 
 
 def _describe_holder(holder: dict) -> str:
-    started = holder.get("started")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "?"
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder["started"])))
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        when = "at an unknown time"
     return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {when}"
 
 

@@ -508,13 +508,15 @@ def _new_run(store: RunStore) -> Iterator[None]:
     """Hold the writer lock of a new run directory; one that ends before its config is
     written (a refused config, a missing data set) leaves no trace."""
     created = not store.path.exists()
+    locked = False  # a writer refused here leaves the directory to the one that holds it
     try:
         with store.writer():
+            locked = True
             if store.writable:
                 _refuse_existing_run(store.path)  # written by another process meanwhile
             yield
     except BaseException:
-        if created and store.writable and not (store.path / "config.yaml").exists():
+        if locked and created and store.writable and not (store.path / "config.yaml").exists():
             store.discard()
         raise
 
