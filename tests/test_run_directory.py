@@ -410,6 +410,18 @@ def test_a_config_with_python_tags_is_refused_unexecuted(copy_of_run, capsys):
     assert not marker.exists()
 
 
+def test_a_config_name_cannot_lead_the_default_run_directory_elsewhere(
+    tmp_path, monkeypatch, capsys
+):
+    spec = tmp_path / "escape.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "name": "../../escaped"}))
+    monkeypatch.chdir(tmp_path / "..")
+    before = sorted(Path(".").iterdir())
+    assert main(["run", str(spec)]) == 2
+    assert "name: '../../escaped' must be a plain name" in _error_line(capsys.readouterr().err)
+    assert sorted(Path(".").iterdir()) == before
+
+
 # --- the command line never shows a traceback ---------------------------------------------
 
 

@@ -180,6 +180,12 @@ def _check_value(path: str, value: Any) -> None:
     path = re.sub(r"\[\d+\]", "", path)  # list items share their field's rules
     if path in CHOICES and value not in CHOICES[path]:
         raise ConfigError(f"{path}: {value!r} is not allowed; expected one of {CHOICES[path]}")
+    # The name makes the default run directory, runs/<name>-<time>: it must stay inside.
+    if path == "name" and (value in ("", ".", "..") or any(c in value for c in "/\\\0")):
+        raise ConfigError(
+            f"name: {value!r} must be a plain name, without path separators; choose where "
+            "the run goes with --out"
+        )
     if value is None or isinstance(value, (bool, str, list, dict)):
         return
     if isinstance(value, float) and not math.isfinite(value):
