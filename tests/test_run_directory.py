@@ -249,6 +249,16 @@ def test_damage_is_named_and_resume_continues_from_the_latest_intact_checkpoint(
     ]
 
 
+def test_with_nothing_intact_resume_says_to_train_again(copy_of_run, capsys):
+    _garble_line(copy_of_run / "checkpoints.jsonl", 1)
+    _cut_in_half(copy_of_run / "checkpoints" / LATEST)
+    assert main(["resume", str(copy_of_run)]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert "checkpoints.jsonl: line 1 is not valid JSON" in line
+    assert "latest.safetensors: damaged" in line
+    assert "no intact checkpoint is left to continue from" in line
+
+
 @pytest.mark.parametrize("damage", ["metrics line garbled", "index line garbled"])
 def test_readers_name_a_damaged_file_instead_of_failing_later(copy_of_run, damage, capsys):
     make, named = DAMAGE[damage]

@@ -649,16 +649,7 @@ class RunStore:
         """Kept checkpoints by epoch, ending with ``last`` (the latest state), read from the
         index and the latest file's header, not from the weights. ``with_latest`` False:
         leave out a latest checkpoint whose header is damaged instead of raising."""
-        kept = [
-            Checkpoint(
-                e["epoch"],
-                e.get("log10_loss_mean"),
-                self.path / "checkpoints" / e["file"],
-                e["reason"],
-                e.get("sha256"),
-            )
-            for e in self.checkpoint_index()
-        ]
+        kept = [self._kept(entry) for entry in self.checkpoint_index()]
         try:
             state = self.latest_state()
         except RunDirectoryError:
@@ -669,6 +660,16 @@ class RunStore:
             rows, _ = self._metrics_scan()
             kept.append(self._latest(state["epoch"], rows))
         return kept
+
+    def _kept(self, entry: dict) -> Checkpoint:
+        """The checkpoint of an index entry."""
+        return Checkpoint(
+            entry["epoch"],
+            entry.get("log10_loss_mean"),
+            self.path / "checkpoints" / entry["file"],
+            entry["reason"],
+            entry.get("sha256"),
+        )
 
     def _latest(self, epoch: int, rows: list[dict]) -> Checkpoint:
         losses = [r.get("log10_loss_mean") for r in rows if r["epoch"] == epoch]
@@ -698,15 +699,7 @@ class RunStore:
                 problems.append(str(error))
                 limit = min(limit, entry["epoch"] - 1)  # continue from before it: it is redone
                 continue
-            candidates.append(
-                Checkpoint(
-                    entry["epoch"],
-                    entry.get("log10_loss_mean"),
-                    self.path / "checkpoints" / entry["file"],
-                    entry["reason"],
-                    entry.get("sha256"),
-                )
-            )
+            candidates.append(self._kept(entry))
         try:
             _, state = self.load_checkpoint(LATEST)
         except RunDirectoryError as error:
@@ -758,7 +751,8 @@ class RunStore:
         if not survey.intact:
             return (
                 f"{self.path} cannot be continued: {found}; no intact checkpoint is left to "
-                "continue from, so start the run again with `marginlab run`"
+                "continue from, so train it again into a new directory (`marginlab run SPEC "
+                "--out NEW_DIR`)"
             )
         best = survey.intact[-1]
         loss = "" if best.log10_loss_mean is None else f", log10 loss {best.log10_loss_mean:.2f}"
