@@ -23,7 +23,13 @@ from marginlab import load_run, resume, train
 from marginlab.cli import main
 from marginlab.config import ConfigError
 from marginlab.data import Dataset
-from marginlab.runs.store import LATEST, RunDirectoryError, RunLockedError, RunStore
+from marginlab.runs.store import (
+    LATEST,
+    RunDirectoryError,
+    RunLockedError,
+    RunStore,
+    RunWriteError,
+)
 
 # The tiny run of test_cli, trained once per module: the run every case must end equal to.
 TINY, strip_time, _assert_same_run = test_cli.TINY, test_cli.strip_time, test_cli._assert_same_run
@@ -338,6 +344,36 @@ def test_a_full_disk_stops_training_cleanly_and_resume_finishes_the_same_run(
 
     resumed = load_run(resume(out, progress=False))  # the space is back
     _assert_same_run(resumed, uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 128 KiB tmpfs (where this process may mount one), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here; the RLIMIT_FSIZE test covers the same path")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_filesystem_stops_training_cleanly_and_resume_finishes_the_same_run(
+    small_disk, uninterrupted
+):
+    out = small_disk / "run"
+    with pytest.raises(RunWriteError, match="No space left on device") as stopped:
+        train(TINY, out, progress=False)
+    assert f"continue with: marginlab resume {out}" in str(stopped.value)
+    text = (out / "metrics.jsonl").read_text()
+    rows = [json.loads(row) for row in text.splitlines()]
+    assert text.endswith("\n") and 5 < len(rows) < len(uninterrupted.store.metrics())
+    assert strip_time(rows) == strip_time(uninterrupted.store.metrics())[: len(rows)]
+    assert not [p for p in out.rglob("*.tmp")]  # no temporary file left taking space
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
+    _assert_same_run(load_run(resume(out, progress=False)), uninterrupted)
 
 
 # --- untrusted run directories ------------------------------------------------------------

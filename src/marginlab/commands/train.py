@@ -32,8 +32,21 @@ def _checkpoint_spec(text: str) -> str | int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _run(args: argparse.Namespace) -> int:
+def _plot_training(path: Path) -> Path:
+    """Draw the finished run's curves; a figure that cannot be written is said so."""
     from marginlab.runs.plots import plot_training
+    from marginlab.runs.store import RunWriteError
+
+    try:
+        return plot_training(path)
+    except OSError as error:
+        raise RunWriteError(
+            f"could not write {path / 'training.png'}: {error.strerror or error}; the run "
+            f"itself is complete in {path}"
+        ) from error
+
+
+def _run(args: argparse.Namespace) -> int:
     from marginlab.training.engine import train
 
     overrides = list(args.set)
@@ -52,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.replicas is not None:
         return _run_replicas(config, args)
     path = train(config, args.out, data_dir=args.data_dir)
-    print(f"run directory: {path}\nplot: {plot_training(path)}")
+    print(f"run directory: {path}\nplot: {_plot_training(path)}")
     return 0
 
 
@@ -82,13 +95,12 @@ def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from marginlab.runs.plots import plot_training
     from marginlab.training.engine import resume
 
     path = resume(
         args.run_dir, list(args.set), from_checkpoint=args.from_checkpoint, data_dir=args.data_dir
     )
-    print(f"run directory: {path}\nplot: {plot_training(path)}")
+    print(f"run directory: {path}\nplot: {_plot_training(path)}")
     return 0
 
 
