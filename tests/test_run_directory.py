@@ -133,6 +133,22 @@ def test_a_second_writer_in_the_same_process_is_refused_and_the_first_goes_on(tm
     assert store.metrics() == [{"epoch": 0}]
 
 
+def test_replicas_and_sweep_trials_lock_their_directories(tmp_path, capsys):
+    from marginlab.sweep import run_trial
+
+    out = tmp_path / "replicas"
+    held = RunStore(out / "seed=2")
+    with held.writer():
+        argv = ["run", str(_spec(tmp_path)), "--replicas", "2", "--out", str(out)]
+        assert main([*argv, "--set", "train.batch_size=null"]) == 2
+        assert f"{out / 'seed=2'}: another process is writing" in _error_line(
+            capsys.readouterr().err
+        )
+        assert not (out / "seed=1").exists()  # the other member left nothing behind
+        row = run_trial(TINY, str(out / "seed=2"))
+    assert row["state"] == "failed" and "another process is writing" in row["error"]
+
+
 def test_a_refused_config_leaves_no_directory_behind(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="train.batch_size"):
