@@ -843,7 +843,7 @@ def _parse_checkpoint(spec: str | int | float) -> str | int | float:
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return spec
     text = str(spec).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
         return int(text)
     try:
         float(text)

@@ -251,7 +251,7 @@ def parse_checkpoint_spec(text: str) -> str | int:
     text = text.strip()
     if text == "last":
         return text
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
         return int(text)
     try:
         level = Decimal(text)
