@@ -30,7 +30,12 @@ CONTROLS = {
         ],
     ),
     "norm-growth": (
-        [("||w|| = log t / gamma + 2", {"t": T, "norm": np.log(T) / MARGIN + 2.0, "svm_margin": MARGIN})],
+        [
+            (
+                "||w|| = log t / gamma + 2",
+                {"t": T, "norm": np.log(T) / MARGIN + 2.0, "svm_margin": MARGIN},
+            )
+        ],
         [
             ("a norm inflated 2x", {"t": T, "norm": 2 * np.log(T) / MARGIN, "svm_margin": MARGIN}),
             ("a norm that stalls", {"t": T, "norm": np.full(len(T), 5.0), "svm_margin": MARGIN}),

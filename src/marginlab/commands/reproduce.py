@@ -22,8 +22,8 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from marginlab.experiments.reproduce import PAPERS
     from marginlab.experiments.claims import SCALES
+    from marginlab.experiments.reproduce import PAPERS
 
     parser = sub.add_parser(
         "reproduce",

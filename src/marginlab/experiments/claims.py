@@ -85,6 +85,8 @@ class ClaimSpec:
         The paper's number or qualitative statement; None when the paper gives none.
     scales : tuple of str
         The scales that measure the claim; at the others its row is NOT RUN.
+    needs : str
+        What the scales that do not measure it lack (said in their NOT RUN row).
 
     Examples
     --------
@@ -103,10 +105,13 @@ class ClaimSpec:
     tolerance: str
     paper_value: str | None = None
     scales: tuple[str, ...] = SCALES
+    needs: str = ""
 
     def __post_init__(self) -> None:
         if not self.source.startswith(SOURCES):
-            raise ValueError(f"source: expected to start with one of {SOURCES}, got {self.source!r}")
+            raise ValueError(
+                f"source: expected to start with one of {SOURCES}, got {self.source!r}"
+            )
         unknown = set(self.scales) - set(SCALES)
         if unknown:
             raise ValueError(f"scales: unknown {sorted(unknown)}; expected a subset of {SCALES}")

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,16 +103,19 @@ class Study:
                 return spec
         raise KeyError(f"{self.paper}: no claim {key!r} is declared in the paper's CLAIMS")
 
-    def judge(self, key: str, **measured: Any) -> Claim:
+    def judge(self, key: str, *, note: str = "", **measured: Any) -> Claim:
         """Decide claim ``key`` from the measurements with its criterion, and record the row.
 
-        A criterion that cannot decide (it raised) gives a FAIL row naming the error.
+        ``note`` adds context for the reader (it does not enter the verdict). A criterion
+        that cannot decide (it raised) gives a FAIL row naming the error.
         """
         spec = self.spec(key)
         try:
             claim = spec.judge(**measured)
         except Exception as error:  # a criterion that cannot read its input must not pass
             claim = spec.failed(f"{type(error).__name__}: {error}", "the criterion raised")
+        if note:
+            claim = replace(claim, note="; ".join(part for part in (claim.note, note) if part))
         return self._record(claim)
 
     def not_run(self, key: str, reason: str) -> Claim:
@@ -131,7 +134,8 @@ class Study:
                 self._record(spec.failed("not measured", note))
             else:
                 scales = " and ".join(spec.scales)
-                self._record(spec.not_run(f"measured at the {scales} scale only"))
+                reason = f"measured at the {scales} scale only"
+                self._record(spec.not_run(f"{reason}: {spec.needs}" if spec.needs else reason))
 
     def _record(self, claim: Claim) -> Claim:
         self.claims.append(claim)

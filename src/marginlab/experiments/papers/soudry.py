@@ -24,8 +24,8 @@ from marginlab.data import load_dataset
 from marginlab.experiments.claims import ClaimSpec, Judgement
 from marginlab.experiments.presets import preset
 from marginlab.experiments.study import Study
-from marginlab.measure.trajectory import decades, fit_exponent, slope
 from marginlab.measure.references.svm import direction_error, linear_svm
+from marginlab.measure.trajectory import decades, fit_exponent, slope
 
 
 @dataclass(frozen=True)
