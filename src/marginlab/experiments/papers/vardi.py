@@ -404,7 +404,9 @@ def controls_unimprovable(*, control_statuses: Mapping[str, Sequence[str]]) -> J
 
 def _layer_text(layers: Sequence[str], norm_sq: np.ndarray, value: np.ndarray) -> str:
     return ", ".join(
-        f"{name} {a:.6g} vs {b:.6g}" for name, a, b in zip(layers, norm_sq, value, strict=True)
+        # not strict: a malformed measurement is reported as far as it goes, then fails
+        f"{name} {a:.6g} vs {b:.6g}"
+        for name, a, b in zip(layers, np.ravel(norm_sq), np.ravel(value), strict=False)
     )
 
 
