@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -241,6 +242,44 @@ def _cone_value(
     return float(w @ w)
 
 
+def _cone_values(
+    model: nn.Module, layer: str, problem: MarginProblem, *, zero_tol: float, max_patterns: int
+) -> tuple[float | None, float | None, int]:
+    """The local and global values of a relu-cones layer and the number of QPs solved.
+
+    Either value is None when its cones are more than ``max_patterns`` (or, for the local
+    value, when no QP of the cones around the layer was solved to feasibility).
+    """
+    z, jac, r = _cone_parts(model, layer, problem.x)  # type: ignore[arg-type]
+    signs = 2.0 * problem.y.double().cpu().numpy() - 1.0
+    own = (z > 0).astype(float)
+    zero = np.abs(z) <= zero_tol * np.abs(z).max()
+
+    def smallest(patterns: Iterable[np.ndarray]) -> tuple[float | None, int]:
+        values = [_cone_value(pattern, jac, r, signs) for pattern in patterns]
+        return min((v for v in values if v is not None), default=None), len(values)
+
+    def around() -> Iterator[np.ndarray]:
+        for free in itertools.product((0.0, 1.0), repeat=int(zero.sum())):
+            pattern = own.copy()
+            pattern[zero] = free
+            yield pattern
+
+    def every() -> Iterator[np.ndarray]:
+        for bits in itertools.product((0.0, 1.0), repeat=z.size):
+            yield np.array(bits, dtype=float).reshape(z.shape)
+
+    local_value = global_value = None
+    solved = 0
+    if 2 ** int(zero.sum()) <= max_patterns:
+        local_value, count = smallest(around())
+        solved += count
+    if 2**z.size <= max_patterns:
+        global_value, count = smallest(every())
+        solved += count
+    return local_value, global_value, solved
+
+
 def per_layer_optimality(
     model: nn.Module,
     x: torch.Tensor,
@@ -269,8 +308,8 @@ def per_layer_optimality(
         A pre-activation with ``|z| <= zero_tol * max |z|`` counts as zero (both of its
         cones contain the layer).
     max_patterns : int
-        Largest number of activation cones enumerated for the global value; beyond it the
-        global value of a relu-cones layer is None.
+        Largest number of activation cones enumerated, for the global value and for the
+        cones around the layer; beyond it that value of a relu-cones layer is None.
     radius, n_random, n_local, seed
         Settings of the numerical probe (:func:`~.local_probe.local_probe`).
 
@@ -311,25 +350,9 @@ def per_layer_optimality(
             w, _ = least_distance(problem.jacobian(theta), np.ones(len(problem.margins(theta))))
             local_value = global_value = float(w @ w)
         elif method == RELU_CONES:
-            assert isinstance(model, SequentialNet)
-            z, jac, r = _cone_parts(frozen, layer, problem.x)  # type: ignore[arg-type]
-            signs = 2.0 * problem.y.double().cpu().numpy() - 1.0
-            own = (z > 0).astype(float)
-            zero = np.abs(z) <= zero_tol * np.abs(z).max()
-            adjacent = []
-            for free in itertools.product((0.0, 1.0), repeat=int(zero.sum())):
-                pattern = own.copy()
-                pattern[zero] = free
-                adjacent.append(_cone_value(pattern, jac, r, signs))
-            patterns = len(adjacent)
-            local_value = min(v for v in adjacent if v is not None)
-            if 2**z.size <= max_patterns:
-                values = [
-                    _cone_value(np.array(bits, dtype=float).reshape(z.shape), jac, r, signs)
-                    for bits in itertools.product((0.0, 1.0), repeat=z.size)
-                ]
-                patterns += len(values)
-                global_value = min(v for v in values if v is not None)
+            local_value, global_value, patterns = _cone_values(
+                frozen, layer, problem, zero_tol=zero_tol, max_patterns=max_patterns
+            )
         probe = local_probe(
             frozen, x, y, order=1.0, radius=radius, n_random=n_random, n_local=n_local,
             tol=0.0, seed=seed,
