@@ -902,6 +902,7 @@ def _figure_fig1(study: Study, toy: dict, mnist: dict | None) -> None:
 
 def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from marginlab.runs.plots import RUN_COLORS
 
@@ -939,6 +940,7 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
     middle.plot(steps_b, bound, "--", color=RUN_COLORS[2], label="corollary's bound")
     middle.plot(steps_b, final[0] * (steps_b[0] / steps_b) ** 2, ":", color="0.4", label="c / T^2")
     middle.set(xscale="log", yscale="log", xlabel="budget T", title="budget corollary")
+    middle.xaxis.set_minor_formatter(NullFormatter())
     middle.legend(fontsize=7)
 
     t = np.asarray(lower["t"], dtype=float)
