@@ -212,3 +212,18 @@ def test_a_reproduction_rejudges_its_saved_measurements(tmp_path, monkeypatch):
     }
     for key in ("xor-rate", "xor-margin", "xor-faster", "xor-threshold"):
         assert after[key] == FAIL, key
+    figures = {p.name for p in (out / "cai" / "figures").iterdir()}
+    assert figures == {"cai-phases.png", "cai-rates.png"}
+
+
+def test_the_figures_draw_a_data_set_without_restarts(tmp_path, monkeypatch):
+    # the CIFAR-10 rows of the rates figure have no restarts; the page must still be drawn
+    from marginlab.experiments.study import Study
+
+    monkeypatch.setitem(cai.SETUPS["xor"], "ci", TINY_XOR)
+    study = Study("cai", "ci", tmp_path, specs=list(cai.CLAIMS))
+    x, y = cai.xor_data(TINY_XOR.params)
+    measured = cai.measure_data_set(study, "xor", x, y, TINY_XOR)
+    without = {**measured, "restart_eta": np.array([]), "restart_stable": np.array([])}
+    cai._figure_rates(study, {"xor": measured, "cifar": without})
+    assert (tmp_path / "figures" / "cai-rates.png").stat().st_size > 10_000

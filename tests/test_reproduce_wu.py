@@ -141,6 +141,8 @@ def test_a_reproduction_rejudges_its_saved_measurements(tmp_path, monkeypatch):
     after = _verdicts(out)
     for key in ("toy-phases", "stable-phase", "budget", "lower-bound"):
         assert after[key] == FAIL, key
+    figures = {p.name for p in (out / "wu" / "figures").iterdir()}
+    assert figures == {"wu-fig1.png", "wu-theorems.png"}
 
 
 def _fake_budget(study, budgets):

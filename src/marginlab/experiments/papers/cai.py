@@ -16,7 +16,7 @@ What is checked, per data set (XOR at every scale; a CIFAR-10 subset at ``cpu`` 
 
 - the large step's risk oscillates, then decreases monotonically (the last increase ``tau``
   at most half-way through the run), and the normalized margin grows nearly monotonically
-  after ``tau``;
+  after ``tau``, from where ``L <= ln 2 / n`` (every point classified for good);
 - **the threshold scales like 1/eta**. The theorem says the risk decreases monotonically
   once it is below a level of order ``1/eta``; the level at which a run's last increase
   happens does not measure that level, because large steps leave the oscillation by a
@@ -25,7 +25,9 @@ What is checked, per data set (XOR at every scale; a CIFAR-10 subset at ``cpu`` 
   tenth of a decade of the risk, and ``L_c(eta)`` is the highest checkpoint below which every
   restart decreases monotonically for :data:`RESTART_STEPS` steps. Its exponent against
   ``eta`` is fitted where every point is classified (``L <= ln 2 / n``, where the logistic
-  curvature is proportional to the loss and the theory's ``1/eta`` argument is tight);
+  curvature is proportional to the loss and the theory's ``1/eta`` argument is tight). On
+  the CIFAR-10 subset a monotone run does not get there within any of our budgets, so that
+  claim is not run there;
 - the risk is ``O(1/(eta t))`` in the stable phase with a constant that does not grow with
   ``eta``;
 - with a budget ``T`` and ``eta`` growing with ``T`` the final risk falls like ``1/T^2`` up to
@@ -577,6 +579,11 @@ def budget_rates(
         and float(monotone_increases) == 0
     )
     note = "" if float(monotone_increases) == 0 else "the reference run is not monotone"
+    if p_large < -2.0 - (2.0 - SLOPE_MIDPOINT):
+        note = (
+            "faster than 1/T^2 (the paper's rate is an upper bound): the largest steps catapult "
+            "the risk far below c/(eta T) when the oscillation ends. " + note
+        ).strip()
     return Judgement(ours, bool(passed), note=note)
 
 
@@ -645,7 +652,9 @@ def margins_grow(
     return Judgement(ours, all(r.passed for r in results))
 
 
-def test_accuracy_better(accuracy_large: np.ndarray, accuracy_small: np.ndarray) -> Judgement:
+def large_step_generalizes_better(
+    accuracy_large: np.ndarray, accuracy_small: np.ndarray
+) -> Judgement:
     """The large step's final test accuracy is higher than the small step's, on average over
     paired seeds."""
     large = np.atleast_1d(np.asarray(accuracy_large, dtype=float))
@@ -661,8 +670,6 @@ def test_accuracy_better(accuracy_large: np.ndarray, accuracy_small: np.ndarray)
     )
     return Judgement(ours, bool(difference.mean() > 0))
 
-
-test_accuracy_better.__test__ = False  # a criterion, not a pytest test
 
 STATEMENTS = {
     "oscillation": "with a large constant step size the risk oscillates in phase 1",
@@ -682,8 +689,11 @@ TOLERANCES = {
     "threshold": f"the exponent of L_c(eta) fitted over the step sizes whose L_c is resolved "
     f"at or below ln 2 / n (at least 4, over at least a decade) within {EXPONENT_TOL} of -1, "
     "nearer to 1/eta than to a threshold independent of eta (0) or to 1/eta^2 (-2); no "
-    "restart rises below the derived descent level 1/(eta C) (ours, fixed before measuring; "
-    f"L_c resolved to 1/{LEVELS_PER_DECADE} decade, stability over {RESTART_STEPS} steps)",
+    "restart rises below the derived descent level 1/(eta C) (ours: the 0.5 fixed before "
+    "measuring; the fit restricted to L_c <= ln 2 / n after a first XOR probe that fitted "
+    "-0.62 over all levels, because the logistic curvature is proportional to the loss only "
+    f"once every point is classified; L_c resolved to 1/{LEVELS_PER_DECADE} decade, "
+    f"stability over {RESTART_STEPS} steps)",
     "margin": "from the first step after the last increase with L <= ln 2 / n (every point "
     "classified for good) to T, at least T/10 steps: the margin rises and never falls below "
     f"its running maximum by more than {MARGIN_DRAWDOWN} x the rise (ours; the drawdown "
@@ -793,7 +803,7 @@ CLAIMS = (
         "fig1-test-accuracy",
         "the large step reaches the better test accuracy",
         "paper (Fig. 1)",
-        test_accuracy_better,
+        large_step_generalizes_better,
         "mean over seeds of the paired difference of final test accuracy > 0; the spread over "
         "seeds is reported (ours, fixed before measuring)",
         paper_value="the large step's test accuracy is higher",
@@ -849,6 +859,8 @@ CIFAR_NO_RESTARTS = (
     "(eta C t L about 3e4), so it would need about 4e6 steps"
 )
 
+# The CIFAR-10 subset runs 10000 steps at cpu: at 2500 the smallest step's eta t L_t still
+# rose x1.96 over the last decade (not yet the asymptotic regime the rate claim is about).
 SETUPS = {
     "xor": {
         "ci": Setup(
@@ -885,7 +897,7 @@ SETUPS = {
     "cifar": {
         "cpu": Setup(
             8,
-            2500,
+            10_000,
             9216.0,
             (36.0, 72.0, 144.0, 288.0),
             10_000,
@@ -1333,6 +1345,48 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
     )
 
 
+def _threshold_panel(ax, name: str, m: dict) -> None:
+    """L_c(eta) from the restarts, the fitted points, 1/eta and the descent level."""
+    from marginlab.runs.plots import RUN_COLORS
+
+    c = float(m["curvature"])
+    eta = np.asarray(m["restart_eta"], dtype=float)
+    levels = np.asarray(m["checkpoint_log_loss"], dtype=float)
+    stable = np.asarray(m["restart_stable"], dtype=float) > 0.5
+    found = [(e, critical_level(levels, s)) for e, s in zip(eta, stable, strict=True)]
+    found = np.array([(e, v) for e, v in found if v is not None]).reshape(-1, 2)
+    regime = math.log(math.log(2.0) / float(m["n"]))
+    fitted = found[found[:, 1] <= regime]
+    ax.plot(
+        found[:, 0] * c,
+        np.exp(found[:, 1]),
+        "o",
+        mfc="none",
+        color=RUN_COLORS[0],
+        label="L_c(eta): restarts stable below",
+    )
+    if len(fitted):
+        ax.plot(
+            fitted[:, 0] * c,
+            np.exp(fitted[:, 1]),
+            "o",
+            color=RUN_COLORS[0],
+            label="fitted (L_c <= ln 2 / n)",
+        )
+        anchor = float(np.exp(np.median(fitted[:, 1] + np.log(fitted[:, 0]))))
+        ax.plot(eta * c, anchor / eta, ":", color="0.4", label="c / eta")
+    ax.plot(eta * c, 1.0 / (eta * c), "--", color=RUN_COLORS[2], label="descent level 1/(eta C)")
+    ax.axhline(math.log(2.0) / float(m["n"]), color="0.6", lw=0.6, label="ln 2 / n")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="eta C",
+        ylabel="risk level",
+        title=f"{name}: threshold",
+    )
+    ax.legend(fontsize=7)
+
+
 def _figure_rates(study: Study, measured: dict) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
@@ -1344,43 +1398,18 @@ def _figure_rates(study: Study, measured: dict) -> None:
     for row, (name, m) in enumerate(measured.items()):
         left, middle, right = axes[row]
         c = float(m["curvature"])
-        eta = np.asarray(m["restart_eta"], dtype=float)
-        levels = np.asarray(m["checkpoint_log_loss"], dtype=float)
-        stable = np.asarray(m["restart_stable"], dtype=float) > 0.5
-        found = [(e, critical_level(levels, s)) for e, s in zip(eta, stable, strict=True)]
-        found = np.array([(e, v) for e, v in found if v is not None]).reshape(-1, 2)
-        regime = math.log(math.log(2.0) / float(m["n"]))
-        fitted = found[found[:, 1] <= regime]
-        left.plot(
-            found[:, 0] * c,
-            np.exp(found[:, 1]),
-            "o",
-            mfc="none",
-            color=RUN_COLORS[0],
-            label="L_c(eta): restarts stable below",
-        )
-        if len(fitted):
-            left.plot(
-                fitted[:, 0] * c,
-                np.exp(fitted[:, 1]),
-                "o",
-                color=RUN_COLORS[0],
-                label="fitted (L_c <= ln 2 / n)",
+        if len(m["restart_eta"]) == 0:
+            left.axis("off")
+            left.set_title(f"{name}: threshold")
+            left.text(
+                0.5,
+                0.5,
+                "restarts not run\n(see the claim's note)",
+                ha="center",
+                transform=left.transAxes,
             )
-            anchor = float(np.exp(np.median(fitted[:, 1] + np.log(fitted[:, 0]))))
-            left.plot(eta * c, anchor / eta, ":", color="0.4", label="c / eta")
-        left.plot(
-            eta * c, 1.0 / (eta * c), "--", color=RUN_COLORS[2], label="descent level 1/(eta C)"
-        )
-        left.axhline(math.log(2.0) / float(m["n"]), color="0.6", lw=0.6, label="ln 2 / n")
-        left.set(
-            xscale="log",
-            yscale="log",
-            xlabel="eta C",
-            ylabel="risk level",
-            title=f"{name}: threshold",
-        )
-        left.legend(fontsize=7)
+        else:
+            _threshold_panel(left, name, m)
 
         log_loss = np.asarray(m["main_log_loss"], dtype=float)
         main_eta = np.asarray(m["main_eta"], dtype=float)
