@@ -1455,9 +1455,12 @@ def _figure_rates(study: Study, measured: dict) -> None:
         fig,
         "Left: the critical risk level L_c below which GD with step eta decreases "
         "monotonically (restarts from checkpoints of a monotone run), against eta, with the "
-        "derived descent level 1/(eta C) and a 1/eta line. Middle: the risk of every step size "
-        "against eta t (O(1/(eta t)) in the stable phase). Right: the final risk with eta "
-        "growing with the budget T against the best monotone step.",
+        "derived descent level 1/(eta C) and a 1/eta line; only the filled points (L_c at or "
+        "below ln 2 / n) are fitted: at the largest steps a restart's first step throws the "
+        "risk far down (a catapult), so restarts from high levels read as stable. Middle: "
+        "the risk of every step size against eta t (O(1/(eta t)) in the stable phase). "
+        "Right: the final risk with eta growing with the budget T against the best monotone "
+        "step.",
     )
 
 
