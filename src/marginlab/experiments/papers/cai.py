@@ -1058,7 +1058,8 @@ def measure_data_set(
                     for c in range(len(stack))
                 ]
             )
-        study.log(f"{name}: {len(stack)} checkpoints x {len(setup.restart_grid)} restart steps")
+        if stable:
+            study.log(f"{name}: restarted {len(stack)} checkpoints at {len(stable)} step sizes")
         budgets = np.array(setup.budgets)
         budget_etas = [setup.budget_slope * T / curvature for T in budgets]
         study.log(f"{name}: budgets T in {budgets.tolist()} with eta C = {setup.budget_slope:g} T")
