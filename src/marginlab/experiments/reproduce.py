@@ -48,6 +48,11 @@ PAPERS: dict[str, tuple[str, str]] = {
         "descent on separable data",
         "soudry",
     ),
+    "wu": (
+        "Wu, Bartlett, Telgarsky & Yu 2024, Large stepsize gradient descent for logistic "
+        "loss: non-monotonicity of the loss improves optimization efficiency",
+        "wu",
+    ),
 }
 
 
@@ -57,7 +62,7 @@ def papers_for(paper: str) -> list[str]:
     Examples
     --------
     >>> papers_for("all")
-    ['lyu-li', 'chizat-bach', 'vardi', 'cai', 'soudry']
+    ['lyu-li', 'chizat-bach', 'vardi', 'cai', 'soudry', 'wu']
     """
     if paper == "all":
         return list(PAPERS)
