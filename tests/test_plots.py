@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from marginlab import load_run, train
 from marginlab.cli import main
 from marginlab.commands.plots import FIGURE_KINDS
+from marginlab.measure.trajectory import threshold_row
 from marginlab.runs.plots import (
     FIGURES,
     FigureUnavailable,
@@ -29,7 +30,6 @@ from marginlab.runs.plots import (
     plot_schedule,
     plot_training,
     robustness_table,
-    threshold_row,
 )
 
 LOG10_LOGISTIC_THRESHOLD = math.log10(math.log(2.0))  # l(0) of the logistic loss

@@ -1,32 +1,29 @@
-"""Cai et al. reproduction: phase detection, monotonicity measures, the model and GD step."""
+"""Cai et al. reproduction: the model and its constants, the batched GD loop against plain
+autograd steps, the restart threshold, and re-judging altered measurements."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from marginlab.experiments.claims import FAIL, PASS
+from marginlab.experiments.papers import cai
 from marginlab.experiments.papers.cai import (
     KAPPA,
     SignedTwoLayer,
-    Trajectory,
-    best_monotone,
+    Snapshots,
+    critical_level,
     curvature_constant,
-    detect_phases,
     five_points,
-    gradient_descent,
-    loss_increases,
-    margin_window,
-    max_drawdown,
-    monotonicity,
+    initial_weights,
+    last_increase,
+    model_gd,
+    two_layer_gd,
 )
+from marginlab.experiments.reproduce import reproduce
 from marginlab.models.activations import make_activation
-
-
-def _run(losses, q_min=None, eta=1.0):
-    losses = np.asarray(losses, dtype=float)
-    q = np.zeros(len(losses)) if q_min is None else np.asarray(q_min, dtype=float)
-    return Trajectory(eta, 4, np.log(losses), q, np.ones(len(losses)))
 
 
 def signed_two_layer(weight: torch.Tensor, x: torch.Tensor, c: float = 0.5) -> torch.Tensor:
@@ -35,79 +32,6 @@ def signed_two_layer(weight: torch.Tensor, x: torch.Tensor, c: float = 0.5) -> t
     signs = torch.tensor([(-1.0) ** j for j in range(m)], dtype=weight.dtype)
     z = x @ weight.T
     return (c * z + (1.0 - c) * torch.nn.functional.softplus(z)) @ signs / m
-
-
-def test_phases_of_a_scripted_eos_sequence():
-    # up at steps 1, 3 and 5, then monotone; eta*C = 10, so the threshold is L <= 0.1
-    losses = [0.7, 2.0, 1.0, 3.0, 0.5, 0.6, 0.2, 0.09, 0.05, 0.01]
-    p = detect_phases(np.log(losses), eta=5.0, curvature=2.0)
-    assert p.increases == 3
-    assert p.last_increase == 5
-    assert p.threshold_step == 7
-    assert p.increases_after_threshold == 0
-    assert p.stable_from == 5 and p.phase2_start == 7
-    assert p.steps == len(losses) - 1
-
-
-def test_an_increase_after_the_threshold_is_counted():
-    # the risk dips below 1/(eta C) = 0.1 at step 2, then rises at step 3: the claim fails
-    losses = [1.0, 0.5, 0.05, 0.2, 0.01]
-    p = detect_phases(np.log(losses), eta=1.0, curvature=10.0)
-    assert p.threshold_step == 2
-    assert p.last_increase == 3
-    assert p.increases_after_threshold == 1
-
-
-def test_monotone_sequence_and_unreached_threshold():
-    p = detect_phases(np.log([0.7, 0.6, 0.5]), eta=100.0, curvature=1.0)
-    assert (p.increases, p.last_increase, p.threshold_step) == (0, None, None)
-    assert p.stable_from == 0 and p.phase2_start == 0
-    assert p.increases_after_threshold == 0
-
-
-def test_the_threshold_level_scales_with_eta():
-    log_losses = np.log([1.0, 0.3, 0.05, 0.03, 0.005])
-    steps = [detect_phases(log_losses, eta, 1.0).threshold_step for eta in (1.0, 10.0, 100.0)]
-    assert steps == [0, 2, 4]
-
-
-def test_rounding_sized_rises_are_not_increases():
-    log_losses = np.array([-10.0, -10.0 + 1e-14, -10.5, -10.5 + 1e-6])
-    assert loss_increases(log_losses).tolist() == [3]
-    assert loss_increases(log_losses, tol=0.0).tolist() == [1, 3]
-
-
-def test_drawdown_and_nearly_increasing():
-    assert max_drawdown([]) == 0.0
-    assert max_drawdown([3.0, 1.0, 2.0]) == pytest.approx(2.0)
-    m = monotonicity([0.0, 0.5, 0.45, 1.0])
-    assert m.rise == pytest.approx(1.0)
-    assert m.relative_drawdown == pytest.approx(0.05)
-    assert m.decreasing_steps == 1
-    assert m.nearly_increasing(0.05) and not m.nearly_increasing(0.04)
-    falling = monotonicity([1.0, 0.9, 0.95])
-    assert falling.rise < 0 and not falling.nearly_increasing(10.0)
-    assert not monotonicity([0.0, float("nan"), 1.0]).nearly_increasing(1.0)
-
-
-def test_margin_window_starts_in_phase_2_with_positive_margin():
-    run = _run([1.0, 2.0, 0.5, 0.4, 0.3, 0.2], q_min=[-1.0, 0.1, -0.2, -0.1, 0.3, 0.4])
-    p = detect_phases(run.log_loss, eta=1.0, curvature=1.0)  # threshold at step 0
-    assert p.phase2_start == 0
-    assert margin_window(run, p) == 1
-    p2 = detect_phases(run.log_loss, eta=1.0, curvature=1e3)  # never below: use tau = 1
-    assert p2.threshold_step is None and p2.phase2_start == 1
-    assert margin_window(run, p2) == 1
-    later = detect_phases(run.log_loss, eta=1.0, curvature=4.0)  # 4 L <= 1 from step 5
-    assert later.threshold_step == 5 and margin_window(run, later) == 5
-
-
-def test_best_monotone_ignores_oscillating_and_diverged_runs():
-    slow = _run([1.0, 0.5, 0.4], eta=1.0)
-    fast_but_bumpy = _run([1.0, 1.2, 0.01], eta=2.0)
-    diverged = Trajectory(3.0, 4, np.log([1.0, 0.001]), np.zeros(2), np.ones(2), diverged=True)
-    assert best_monotone([slow, fast_but_bumpy, diverged]) is slow
-    assert best_monotone([fast_but_bumpy]) is None
 
 
 def test_signed_two_layer_is_equation_2():
@@ -138,8 +62,7 @@ def test_euler_defect_constant_bounds_the_network():
 
 def test_curvature_constant_bounds_the_hessian_relative_to_the_risk():
     x, y = five_points()
-    radius = float(x.norm(dim=1).max())
-    c = curvature_constant(2, radius)
+    c = curvature_constant(2, float(x.norm(dim=1).max()))
     generator = torch.Generator().manual_seed(1)
     for _ in range(3):
         weight = torch.randn(2, 3, generator=generator, dtype=torch.float64)
@@ -153,27 +76,154 @@ def test_curvature_constant_bounds_the_hessian_relative_to_the_risk():
         assert top <= c * float(risk(weight)) * (1 + 1e-9)
 
 
-def test_gradient_descent_matches_a_plain_autograd_step():
-    x, y = five_points()
-    run = gradient_descent(x, y, width=2, eta=0.7, steps=2, init_scale=0.3, seed=4)
-    generator = torch.Generator().manual_seed(4)
-    weight = (0.3 * torch.randn(2, 3, generator=generator, dtype=torch.float64)).requires_grad_()
-    assert run.norm[0] == pytest.approx(float(weight.detach().norm()), rel=1e-12)
+def _plain_gd(weight, x, y, eta, steps):
+    """Independent reference: plain autograd GD on the mean logistic loss."""
+    weight = weight.clone().requires_grad_()
     sign = 2.0 * y.double() - 1.0
-    for t in range(3):
+    losses, q_mins = [], []
+    for _ in range(steps + 1):
         margins = sign * signed_two_layer(weight, x)
         risk = torch.nn.functional.softplus(-margins).mean()
-        assert run.log_loss[t] == pytest.approx(math.log(float(risk.detach())), rel=1e-12)
-        assert run.q_min[t] == pytest.approx(float(margins.detach().min()), rel=1e-12)
+        losses.append(math.log(float(risk.detach())))
+        q_mins.append(float(margins.detach().min()))
         (grad,) = torch.autograd.grad(risk, [weight])
-        weight = (weight - 0.7 * grad).detach().requires_grad_()
+        weight = (weight - eta * grad).detach().requires_grad_()
+    return np.array(losses), np.array(q_mins)
+
+
+def test_batched_gd_follows_plain_autograd_gd_for_each_run():
+    x, y = five_points()
+    generator = torch.Generator().manual_seed(4)
+    starts = 0.3 * torch.randn(2, 2, 3, generator=generator, dtype=torch.float64)
+    runs = two_layer_gd(x, y, starts, [0.7, 5.0], 6)
+    for j, eta in enumerate((0.7, 5.0)):
+        losses, q_mins = _plain_gd(starts[j], x, y, eta, 6)
+        assert runs.log_loss[:, j] == pytest.approx(losses, rel=1e-11)
+        assert runs.q_min[:, j] == pytest.approx(q_mins, rel=1e-11)
+        assert runs.norm[0, j] == pytest.approx(float(starts[j].norm()), rel=1e-12)
+
+
+def test_model_gd_and_the_batched_loop_agree_on_the_same_network():
+    x, y = five_points()
+    start = initial_weights(2, 3, 1, 0.2, seed=3)
+    batched = two_layer_gd(x, y, start, [2.0], 30)
+    single = model_gd(SignedTwoLayer(start[0]), x, y, 2.0, 30)
+    assert single["log_loss"] == pytest.approx(batched.log_loss[:, 0], rel=1e-11)
+    assert single["norm"] == pytest.approx(batched.norm[:, 0], rel=1e-11)
+
+
+def test_snapshots_hold_the_weights_at_each_level():
+    x, y = five_points()
+    levels = [math.log(0.6), math.log(0.5), math.log(0.45)]
+    shots = Snapshots(levels)
+    runs = two_layer_gd(x, y, initial_weights(2, 3, 1, 0.1, 0), [3.0], 400, snapshots=shots)
+    assert len(shots.weights) == 3
+    assert all(v <= level for v, level in zip(shots.log_loss, levels, strict=True))
+    for weight, value in zip(shots.weights, shots.log_loss, strict=True):
+        again = two_layer_gd(x, y, weight[None], [3.0], 0)
+        assert again.log_loss[0, 0] == pytest.approx(value, rel=1e-12)
+        first = int(np.argmax(runs.log_loss[:, 0] <= value))
+        assert runs.log_loss[first, 0] == value  # kept at the first step that reached it
+
+
+def test_last_increase_and_the_critical_level():
+    assert last_increase(np.log([1.0, 2.0, 0.5, 0.7, 0.1])) == 3
+    assert last_increase(np.log([1.0, 1.0 + 1e-15, 0.5])) == 0  # rounding is not a rise
+    levels = np.log([0.5, 0.2, 0.1, 0.05, 0.02])
+    assert math.exp(critical_level(levels, np.array([0, 0, 1, 1, 1]))) == pytest.approx(0.1)
+    # a stable island above an unstable checkpoint does not count
+    assert math.exp(critical_level(levels, np.array([1, 0, 1, 0, 1]))) == pytest.approx(0.02)
+    assert critical_level(levels, np.ones(5)) is None
+    assert critical_level(levels, np.array([1, 1, 1, 1, 0])) is None
+
+
+def test_restarts_find_a_threshold_that_scales_like_one_over_eta():
+    # XOR with 8 points: restarts of GD with step eta from checkpoints of a monotone run
+    x, y = cai.xor_data({"n": 8, "noise": 0.1})
+    c = curvature_constant(4, 1.0)
+    shots = Snapshots([math.log(10) * (-0.2 - k / 10) for k in range(40)])
+    two_layer_gd(x, y, initial_weights(4, 2, 1, 0.1, 0), [16.0 / c], 2000, snapshots=shots)
+    stack = torch.stack(shots.weights)
+    found = {}
+    for scaled in (2.0**8, 2.0**12):
+        restart = two_layer_gd(x, y, stack, [scaled / c] * len(stack), 50)
+        stable = [last_increase(restart.log_loss[:, j]) == 0 for j in range(len(stack))]
+        found[scaled] = math.exp(critical_level(np.array(shots.log_loss), np.array(stable)))
+    assert found[2.0**8] / found[2.0**12] == pytest.approx(16.0, rel=0.5)  # L_c ~ 1/eta
+    assert all(level > 1.0 / scaled for scaled, level in found.items())  # above 1/(eta C)
 
 
 def test_large_step_oscillates_then_stabilizes_on_the_five_points():
     x, y = five_points()
-    run = gradient_descent(x, y, width=2, eta=100.0, steps=600, init_scale=0.0)
-    p = detect_phases(run.log_loss, run.eta, curvature_constant(2, float(x.norm(dim=1).max())))
-    assert p.increases >= 2
-    assert p.last_increase is not None and p.last_increase < 400
-    small = gradient_descent(x, y, width=2, eta=1.0, steps=200, init_scale=0.0)
-    assert len(loss_increases(small.log_loss)) == 0
+    zero = torch.zeros(1, 2, 3, dtype=torch.float64)
+    large = two_layer_gd(x, y, zero, [100.0], 600).log_loss[:, 0]
+    assert cai.oscillation(large).passed and 0 < last_increase(large) < 300
+    small = two_layer_gd(x, y, zero, [1.0], 200).log_loss[:, 0]
+    assert last_increase(small) == 0
+
+
+TINY_XOR = cai.Setup(
+    8,
+    600,
+    288.0,
+    (9.0, 18.0, 36.0, 72.0),
+    4000,
+    tuple(2.0**k for k in range(6, 17)),
+    (100, 200, 400, 800, 1600),
+    params={"n": 40, "noise": 0.1},
+)
+
+
+def test_a_reproduction_rejudges_its_saved_measurements(tmp_path, monkeypatch):
+    """Runs a small ci reproduction, then alters its saved runs the way a broken trainer
+    would: the claims concerned turn to FAIL when the same --out is judged again."""
+    monkeypatch.setitem(cai.SETUPS["xor"], "ci", TINY_XOR)
+    monkeypatch.setitem(cai.FIVE_POINT_STEPS, "ci", 400)
+    out = tmp_path / "repro"
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    reproduce("cai", "ci", out, data_dir=empty)
+    before = {
+        c["key"]: c["verdict"] for c in json.loads((out / "claims.json").read_text())["claims"]
+    }
+    for key in ("xor-oscillation", "xor-phase1-ends", "xor-margin", "xor-rate", "xor-faster"):
+        assert before[key] == PASS, key
+
+    path = out / "cai" / "measurements" / "xor.json"
+    saved = json.loads(path.read_text())
+    values = saved["values"]
+    loss = np.array(values["main_log_loss"])
+    half = len(loss) // 2
+    loss[half:, :] = loss[half, :]  # the risk stops falling in the late half
+    values["main_log_loss"] = loss.tolist()
+    large = np.array(values["budget_log_loss"])
+    values["budget_log_loss"] = (
+        large[0] - 0.5 * np.log(np.array(values["budget_steps"]) / 100)
+    ).tolist()
+    values["restart_stable"] = np.ones_like(np.array(values["restart_stable"])).tolist()
+    q_min = np.array(values["main_q_min"])
+    q_min[half:, :] *= np.linspace(1.0, 0.8, len(q_min) - half)[:, None]  # the margin falls
+    values["main_q_min"] = q_min.tolist()
+    path.write_text(json.dumps(saved))
+
+    reproduce("cai", "ci", out, data_dir=empty)
+    after = {
+        c["key"]: c["verdict"] for c in json.loads((out / "claims.json").read_text())["claims"]
+    }
+    for key in ("xor-rate", "xor-margin", "xor-faster", "xor-threshold"):
+        assert after[key] == FAIL, key
+    figures = {p.name for p in (out / "cai" / "figures").iterdir()}
+    assert figures == {"cai-phases.png", "cai-rates.png"}
+
+
+def test_the_figures_draw_a_data_set_without_restarts(tmp_path, monkeypatch):
+    # the CIFAR-10 rows of the rates figure have no restarts; the page must still be drawn
+    from marginlab.experiments.study import Study
+
+    monkeypatch.setitem(cai.SETUPS["xor"], "ci", TINY_XOR)
+    study = Study("cai", "ci", tmp_path, specs=list(cai.CLAIMS))
+    x, y = cai.xor_data(TINY_XOR.params)
+    measured = cai.measure_data_set(study, "xor", x, y, TINY_XOR)
+    without = {**measured, "restart_eta": np.array([]), "restart_stable": np.array([])}
+    cai._figure_rates(study, {"xor": measured, "cifar": without})
+    assert (tmp_path / "figures" / "cai-rates.png").stat().st_size > 10_000

@@ -13,7 +13,7 @@ from marginlab.experiments.papers.chizat_bach import (
     classification_error,
     clusters_problem,
     f1_ratio,
-    increasing,
+    paper_gamma_1,
     rkhs_ratio,
     step_sizes,
     train_twonet,
@@ -90,24 +90,34 @@ def test_trained_margins_stay_below_their_references(problem):
         assert 0.3 < rkhs_ratio(float(output.best_margin()[r]), svm, 32) <= 1.0 + 1e-9
 
 
-def test_f1_ratio_uses_the_code_normalization():
+def test_f1_ratio_is_over_the_papers_gamma_1():
+    # Two orthogonal points of label +1: our variation-norm gamma_1 is 1 / sqrt(2) (one unit
+    # on the bisector); the paper's F1 norm is twice ours, so its gamma_1 is 1 / (2 sqrt 2),
+    # the margin q_min / ((1/m) sum ||theta_j||^2) of a balanced network on the bisector.
     x, y = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1, 1])
-    reference = f1_max_margin(x, y, tol=1e-8)  # gamma_1 = 1 / sqrt(2)
+    reference = f1_max_margin(x, y, tol=1e-8)
+    assert reference.lower == pytest.approx(1 / math.sqrt(2), rel=1e-6)
+    low, high = paper_gamma_1(reference)
+    assert low == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-6) and high >= low
     assert f1_ratio(1 / (2 * math.sqrt(2)), reference) == pytest.approx(1.0, rel=1e-6)
     assert f1_ratio(0.25, reference) == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+    # a balanced width-2 net (||a_j|| = |b_j| = 1), both units on the bisector: its margin
+    # in the paper's normalisation is the paper's gamma_1
+    model = TwoLayer(2, 2).double()
+    with torch.no_grad():
+        model.body.hidden.weight.copy_(torch.full((2, 2), 1 / math.sqrt(2)))
+        model.output.weight.fill_(1.0)
+    with torch.no_grad():
+        q = model(torch.tensor(x))[:, 0]
+        size = (model.body.hidden.weight.pow(2).sum() + model.output.weight.pow(2).sum()) / 2
+    assert float(q.min() / size) == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-12)
+    assert float(q.min() / size) == pytest.approx(low, rel=1e-6)
 
 
 def test_rkhs_ratio_divides_by_sqrt_m_gamma_2():
     svm = kernel_svm(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([1, 0]))  # gamma_2 = 1
     assert rkhs_ratio(3.0, svm, 9) == pytest.approx(1.0)
     assert rkhs_ratio(1.5, svm, 9) == pytest.approx(0.5)
-
-
-def test_increasing_with_slack():
-    assert increasing([0.1, 0.5, 0.9])
-    assert not increasing([0.1, 0.5, 0.45])
-    assert increasing([0.1, 0.5, 0.45], slack=0.1)
-    assert increasing([0.3])
 
 
 def test_test_error_counts_ties_as_correct():
@@ -140,3 +150,56 @@ def test_boundary_figure_draws_each_net_on_the_plane(problem):
     assert [ax.get_title().split(",")[0] for ax in axes] == ["both", "output"]
     shown = np.concatenate([c.get_offsets() for c in axes[0].collections[-2:]])
     assert sorted(map(tuple, shown)) == sorted(map(tuple, problem.x[0, :, 1:3].numpy()))
+
+
+def test_settings_of_each_scale():
+    import tempfile
+
+    from marginlab.experiments.papers.chizat_bach import settings
+    from marginlab.experiments.study import Study
+
+    ci, full = (settings(Study("chizat-bach", s, tempfile.mkdtemp())) for s in ("ci", "full"))
+    assert ci.sizes is None and ci.d_main == 3 and ci.widths[-1] == ci.width
+    assert full.widths == (8, 16, 32, 64, 128, 256, 512, 1024) and full.d_main == 15
+
+
+def test_reproduce_judges_its_saved_measurements_as_they_read(tmp_path, monkeypatch):
+    """Re-running on an output folder re-judges the saved files, so a margin inflated 2x or
+    an output layer that beats both layers turns the claims concerned to FAIL."""
+    import json
+
+    from marginlab.experiments.claims import FAIL, PASS
+    from marginlab.experiments.papers import chizat_bach
+    from marginlab.experiments.study import Study
+
+    tiny = chizat_bach.Settings(
+        replicas=2, stepsize=2.0, niter=3000, out_niter=6000, sweep_out_niter=3000,
+        test_n=200, n_main=24, d_main=3, widths=(8, 64), width=64, dims=(3, 6), sizes=None,
+        d_n=10,
+    )  # fmt: skip
+    monkeypatch.setattr(chizat_bach, "settings", lambda study: tiny)
+
+    def verdicts():
+        study = Study("chizat-bach", "ci", tmp_path, specs=list(chizat_bach.CLAIMS))
+        chizat_bach.reproduce(study)
+        study.finish()
+        return {claim.key: claim.verdict for claim in study.claims}
+
+    first = verdicts()
+    assert first["f1-margin-vs-m"] == PASS and first["both-beats-output"] == PASS
+
+    def training(*args, **kwargs):
+        raise AssertionError("the saved measurements should have been read")
+
+    monkeypatch.setattr(chizat_bach, "train_twonet", training)
+    monkeypatch.setattr(chizat_bach, "f1_max_margin", training)
+    folder = tmp_path / "measurements"
+    margins = json.loads((folder / "margin-vs-width.json").read_text())
+    margins["values"]["margins"] = (2 * np.array(margins["values"]["margins"])).tolist()
+    (folder / "margin-vs-width.json").write_text(json.dumps(margins))
+    errors = json.loads((folder / "errors-vs-d.json").read_text())
+    errors["values"]["output"] = errors["values"]["both"]
+    (folder / "errors-vs-d.json").write_text(json.dumps(errors))
+    second = verdicts()
+    assert second["f1-margin-vs-m"] == FAIL and second["both-beats-output"] == FAIL
+    assert second["rkhs-margin-output"] == first["rkhs-margin-output"]

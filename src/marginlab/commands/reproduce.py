@@ -7,8 +7,11 @@ import argparse
 
 def _reproduce(args: argparse.Namespace) -> int:
     from marginlab.experiments.claims import FAIL, read_claims
-    from marginlab.experiments.reproduce import claims_table, reproduce
+    from marginlab.experiments.reproduce import claim_specs, claims_table, reproduce, specs_list
 
+    if args.list:
+        print(specs_list(claim_specs(args.paper)))
+        return 0
     out = reproduce(
         args.paper, args.scale, args.out, data_dir=args.data_dir, verbose=not args.quiet
     )
@@ -19,16 +22,24 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from marginlab.experiments.claims import SCALES
     from marginlab.experiments.reproduce import PAPERS
-    from marginlab.experiments.study import SCALES
 
     parser = sub.add_parser(
         "reproduce",
         help="re-measure a paper's claims and write claims.json and an HTML report",
         description="Run a paper's experiments at a scale and check each of its claims: "
-        "PASS, FAIL or NOT RUN (with the reason). Exits 1 when a claim fails.",
+        "PASS, FAIL or NOT RUN (with the reason). Exits 1 when a claim fails. Running it "
+        "again on the same --out judges the saved runs and measurements again.",
     )
-    parser.add_argument("paper", choices=[*PAPERS, "all"])
+    parser.add_argument(
+        "paper", nargs="?", default="all", choices=[*PAPERS, "all"], help="default: all"
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print every claim (statement, source, criterion, tolerance, scales) and exit",
+    )
     parser.add_argument(
         "--scale",
         choices=SCALES,

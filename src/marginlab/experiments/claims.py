@@ -1,8 +1,16 @@
-"""A paper's claims, each checked against a number we measured: one row per claim.
+"""A paper's claims: what each says, the criterion that decides it, and the verdicts.
 
-A :class:`Claim` holds what the paper says (a number or a qualitative statement), what we
-measured, the tolerance that decides, and the verdict: ``PASS``, ``FAIL`` or ``NOT RUN``
-(with the reason, e.g. a scale that does not include the experiment, or missing data).
+Every claim a reproduction checks is declared once, as a :class:`ClaimSpec`: the statement,
+where it comes from (read in the paper, or ours), the tolerance and where its numbers come
+from, the scales that measure it, and its **criterion**: a pure function from measured data
+(a trajectory table or a few numbers) to a :class:`Judgement`. A reproduction measures, then
+hands the measurements to the criterion; nothing else decides a verdict. The test suite
+feeds every criterion an input a false statement or a broken trainer would produce, which
+must FAIL, and one that must PASS.
+
+A :class:`Claim` is one row of the result: the verdict ``PASS``, ``FAIL`` or ``NOT RUN``
+(with the reason: a scale that does not include the experiment, or missing data).
+``claims.json`` is written and read here (:func:`write_claims`, :func:`read_claims`).
 """
 
 from __future__ import annotations
@@ -10,44 +18,164 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
 VERDICTS = (PASS, FAIL, NOT_RUN)
+SCALES = ("ci", "cpu", "full")
+SOURCES = ("paper", "paper, submission", "ours")
+"""Where a claim comes from: read in the published text, read in Lyu & Li's submission (the
+only text of theirs that was read), or ours (a construction, setting or threshold we chose).
+See ``shared/papers/published-text.md``."""
+
+CLAIMS_FORMAT = 2
+"""Version of ``claims.json``; version 1 rows had no ``source`` or ``criterion``."""
 
 
 @dataclass(frozen=True)
-class Claim:
-    """One claim of a paper and its verdict.
+class Judgement:
+    """What a criterion concluded from the measurements.
+
+    Attributes
+    ----------
+    ours : str
+        What we measured, as text.
+    passed : bool
+        Whether the measurements satisfy the claim.
+    tolerance : str or None
+        The rule with this run's numbers, when they depend on the scale; None: the spec's.
+    note : str
+        What a reader should know about the measurement.
+    """
+
+    ours: str
+    passed: bool
+    tolerance: str | None = None
+    note: str = ""
+
+
+Criterion = Callable[..., Judgement]
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One claim of a paper, declared once: statement, source, tolerance and criterion.
 
     Attributes
     ----------
     paper : str
         The paper's key (``lyu-li``, ``chizat-bach``, ``vardi``, ``cai``, ``soudry``).
     key : str
-        A short stable identifier, unique within the paper (e.g. ``smoothed-margin-monotone``).
+        Stable identifier, unique within the paper.
     statement : str
-        What the paper claims, in one sentence.
-    paper_value : str or None
-        The paper's number or qualitative statement; None when the paper gives no number
-        we could verify (ours is then reported alone).
-    ours : str or None
-        What we measured, as text; None when not run.
+        What the claim says, in one sentence.
+    source : str
+        Where it comes from: ``"paper"``, ``"paper, submission"`` or ``"ours"``, followed by
+        the place (``"paper (Fig. 2b)"``, ``"ours (construction V4)"``).
+    criterion : callable
+        Pure function of the measurements (keyword arguments) returning a
+        :class:`Judgement`.
     tolerance : str
-        The criterion that decides the verdict.
+        The rule that decides, and where its numbers come from (the paper, a theorem's
+        constant, a measured spread, or a choice of ours made before measuring).
+    paper_value : str or None
+        The paper's number or qualitative statement; None when the paper gives none.
+    scales : tuple of str
+        The scales that measure the claim; at the others its row is NOT RUN.
+    needs : str
+        What the scales that do not measure it lack (said in their NOT RUN row).
+
+    Examples
+    --------
+    >>> spec = ClaimSpec("soudry", "loss-rate", "the loss falls as 1/t", "paper (Thm 3)",
+    ...                  lambda slope: Judgement(f"{slope:.3g}", abs(slope + 1) < 0.1),
+    ...                  "slope within 0.1 of -1")
+    >>> spec.judge(slope=-0.98).verdict
+    'PASS'
+    """
+
+    paper: str
+    key: str
+    statement: str
+    source: str
+    criterion: Criterion
+    tolerance: str
+    paper_value: str | None = None
+    scales: tuple[str, ...] = SCALES
+    needs: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source.startswith(SOURCES):
+            raise ValueError(
+                f"source: expected to start with one of {SOURCES}, got {self.source!r}"
+            )
+        unknown = set(self.scales) - set(SCALES)
+        if unknown:
+            raise ValueError(f"scales: unknown {sorted(unknown)}; expected a subset of {SCALES}")
+
+    @property
+    def criterion_name(self) -> str:
+        return getattr(self.criterion, "__name__", "criterion")
+
+    def judge(self, **measured: Any) -> Claim:
+        """The claim's row for these measurements."""
+        result = self.criterion(**measured)
+        verdict = PASS if result.passed else FAIL
+        return self._row(result.ours, verdict, result.tolerance, result.note)
+
+    def failed(self, ours: str, note: str = "") -> Claim:
+        """A FAIL row without a measurement (the experiment broke, or was never measured)."""
+        return self._row(ours, FAIL, None, note)
+
+    def not_run(self, reason: str) -> Claim:
+        """A NOT RUN row, with the reason."""
+        return Claim(
+            self.paper,
+            self.key,
+            self.statement,
+            self.paper_value,
+            None,
+            self.tolerance,
+            NOT_RUN,
+            reason,
+            self.source,
+            self.criterion_name,
+        )
+
+    def _row(self, ours: str, verdict: str, tolerance: str | None, note: str) -> Claim:
+        return Claim(
+            self.paper,
+            self.key,
+            self.statement,
+            self.paper_value,
+            ours,
+            tolerance or self.tolerance,
+            verdict,
+            note,
+            self.source,
+            self.criterion_name,
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of a reproduction's result: a claim and its verdict.
+
+    Attributes
+    ----------
+    paper, key, statement, paper_value, tolerance, source
+        As in :class:`ClaimSpec`.
+    ours : str or None
+        What we measured; None when not run.
     verdict : str
         ``PASS``, ``FAIL`` or ``NOT RUN``.
     note : str
         The reason of a ``NOT RUN``, or what a reader should know about the measurement.
-
-    Examples
-    --------
-    >>> c = check("soudry", "loss-rate", "the loss falls as 1/t", ours=-0.99,
-    ...           passed=True, tolerance="slope in [-1.1, -0.9]", paper_value="slope -1")
-    >>> c.verdict, c.ours
-    ('PASS', '-0.99')
+    criterion : str
+        The name of the function that decided.
     """
 
     paper: str
@@ -58,86 +186,64 @@ class Claim:
     tolerance: str
     verdict: str
     note: str = ""
+    source: str = "ours"
+    criterion: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict: expected one of {VERDICTS}, got {self.verdict!r}")
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
+    """A measured value as text: floats with four significant digits, lists bracketed.
+
+    Examples
+    --------
+    >>> text([1.23456, 2.0]), text(float("nan"))
+    ('[1.235, 2]', 'nan')
+    """
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_text(v) for v in value) + "]"
+        return "[" + ", ".join(text(v) for v in value) + "]"
     return str(value)
 
 
-def check(
-    paper: str,
-    key: str,
-    statement: str,
-    *,
-    ours: object,
-    passed: bool,
-    tolerance: str,
-    paper_value: str | None = None,
-    note: str = "",
-) -> Claim:
-    """A measured claim: PASS when ``passed`` is true, otherwise FAIL.
-
-    Numbers in ``ours`` are shown with four significant digits; a NaN never passes.
-    """
-    if isinstance(ours, float) and math.isnan(ours):
-        passed = False
-    return Claim(
-        paper, key, statement, paper_value, _text(ours), tolerance, PASS if passed else FAIL, note
-    )
-
-
-def not_run(
-    paper: str,
-    key: str,
-    statement: str,
-    reason: str,
-    *,
-    tolerance: str = "",
-    paper_value: str | None = None,
-) -> Claim:
-    """A claim that was not measured, and why.
-
-    Examples
-    --------
-    >>> not_run("lyu-li", "cifar-vgg", "VGG-16 on CIFAR-10", "full scale only").verdict
-    'NOT RUN'
-    """
-    return Claim(paper, key, statement, paper_value, None, tolerance, NOT_RUN, reason)
-
-
 def write_claims(claims: Iterable[Claim], path: str | os.PathLike, **meta: object) -> Path:
-    """Write ``{"meta": ..., "claims": [...]}`` as JSON (atomically) and return the path.
+    """Write ``{"format": 2, "meta": ..., "claims": [...]}`` as JSON, atomically.
 
     Examples
     --------
     >>> import tempfile
-    >>> claims = [not_run("cai", "cifar-margin", "margin grows", "ci scale")]
+    >>> spec = ClaimSpec("cai", "k", "s", "ours", lambda: Judgement("1", True), "t")
+    >>> claims = [spec.not_run("ci scale")]
     >>> path = write_claims(claims, tempfile.mkdtemp() + "/claims.json", scale="ci")
     >>> read_claims(path) == claims
     True
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta, "claims": [asdict(c) for c in claims]}
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    payload = {"format": CLAIMS_FORMAT, "meta": meta, "claims": [asdict(c) for c in claims]}
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     os.replace(tmp, path)
     return path
 
 
 def read_claims(path: str | os.PathLike) -> list[Claim]:
-    """Read the claims written by :func:`write_claims`."""
-    return [Claim(**row) for row in json.loads(Path(path).read_text())["claims"]]
+    """Read the claims written by :func:`write_claims` (format 1 rows get ``source`` "ours"
+    and no criterion name; a newer format is refused)."""
+    payload = json.loads(Path(path).read_text())
+    version = payload.get("format", 1)
+    if version > CLAIMS_FORMAT:
+        raise ValueError(
+            f"{path}: claims format {version} is newer than this marginlab reads "
+            f"({CLAIMS_FORMAT}); upgrade marginlab or run `marginlab reproduce` again"
+        )
+    names = {f.name for f in fields(Claim)}
+    return [Claim(**{k: v for k, v in row.items() if k in names}) for row in payload["claims"]]
 
 
 def counts(claims: Iterable[Claim]) -> dict[str, int]:
@@ -145,7 +251,8 @@ def counts(claims: Iterable[Claim]) -> dict[str, int]:
 
     Examples
     --------
-    >>> counts([not_run("cai", "k", "s", "ci scale")])
+    >>> spec = ClaimSpec("cai", "k", "s", "ours", lambda: Judgement("1", True), "t")
+    >>> counts([spec.not_run("ci scale")])
     {'PASS': 0, 'FAIL': 0, 'NOT RUN': 1}
     """
     result = dict.fromkeys(VERDICTS, 0)

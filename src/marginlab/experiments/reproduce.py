@@ -16,10 +16,11 @@ import traceback
 from collections.abc import Iterable, Sequence
 from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 import marginlab
-from marginlab.experiments.claims import Claim, check, counts, write_claims
-from marginlab.experiments.study import SCALES, FigureFile, Study
+from marginlab.experiments.claims import SCALES, Claim, ClaimSpec, counts, write_claims
+from marginlab.experiments.study import FigureFile, Study
 from marginlab.runs.report import html_page, image_tag
 
 # key -> (citation, module under marginlab.experiments.papers)
@@ -47,6 +48,11 @@ PAPERS: dict[str, tuple[str, str]] = {
         "descent on separable data",
         "soudry",
     ),
+    "wu": (
+        "Wu, Bartlett, Telgarsky & Yu 2024, Large stepsize gradient descent for logistic "
+        "loss: non-monotonicity of the loss improves optimization efficiency",
+        "wu",
+    ),
 }
 
 
@@ -56,7 +62,7 @@ def papers_for(paper: str) -> list[str]:
     Examples
     --------
     >>> papers_for("all")
-    ['lyu-li', 'chizat-bach', 'vardi', 'cai', 'soudry']
+    ['lyu-li', 'chizat-bach', 'vardi', 'cai', 'soudry', 'wu']
     """
     if paper == "all":
         return list(PAPERS)
@@ -65,25 +71,35 @@ def papers_for(paper: str) -> list[str]:
     return [paper]
 
 
+def paper_module(paper: str) -> ModuleType:
+    """The module that reproduces ``paper`` (it defines ``CLAIMS`` and ``reproduce``)."""
+    return import_module(f"marginlab.experiments.papers.{PAPERS[paper][1]}")
+
+
+def claim_specs(paper: str = "all") -> list[ClaimSpec]:
+    """Every claim declared for ``paper`` (a key or ``all``), in report order.
+
+    Examples
+    --------
+    >>> specs = claim_specs("soudry")
+    >>> {s.paper for s in specs}, len({s.key for s in specs}) == len(specs)
+    ({'soudry'}, True)
+    """
+    return [spec for key in papers_for(paper) for spec in paper_module(key).CLAIMS]
+
+
 def run_paper(study: Study) -> None:
-    """Run one paper's reproduction into ``study``; a crash becomes a FAIL row, not an abort."""
-    module = import_module(f"marginlab.experiments.papers.{PAPERS[study.paper][1]}")
+    """Run one paper's reproduction into ``study``; a crash fails the claims it left
+    unmeasured, and the other papers still run."""
     try:
-        module.reproduce(study)
+        paper_module(study.paper).reproduce(study)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # one paper's failure must not lose the others' verdicts
         study.log(traceback.format_exc())
-        study.claims.append(
-            check(
-                study.paper,
-                "completed",
-                "the reproduction runs to the end",
-                ours=f"{type(error).__name__}: {error}",
-                passed=False,
-                tolerance="no error",
-            )
-        )
+        study.finish(crash=f"{type(error).__name__}: {error}")
+    else:
+        study.finish()
 
 
 def reproduce(
@@ -133,7 +149,8 @@ def reproduce(
     figures: list[FigureFile] = []
     seconds: dict[str, float] = {}
     for key in keys:
-        study = Study(key, scale, root / key, data_dir, verbose)
+        specs = list(paper_module(key).CLAIMS)
+        study = Study(key, scale, root / key, data_dir, verbose, specs)
         run_paper(study)
         claims += study.claims
         figures += study.figures
@@ -158,15 +175,16 @@ def claims_table(claims: Sequence[Claim]) -> str:
 
     Examples
     --------
-    >>> from marginlab.experiments.claims import not_run
-    >>> print(claims_table([not_run("cai", "cifar-margin", "s", "ci scale")]))
-    paper  claim         paper says  ours  verdict
-    cai    cifar-margin  -           -     NOT RUN
-    0 PASS, 0 FAIL, 1 NOT RUN
+    >>> spec = claim_specs("cai")[0]
+    >>> print(claims_table([spec.not_run("ci scale")]).splitlines()[0])
+    paper  claim            source  paper says                                ours  verdict
     """
-    rows = [("paper", "claim", "paper says", "ours", "verdict")]
-    rows += [(c.paper, c.key, c.paper_value or "-", c.ours or "-", c.verdict) for c in claims]
-    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
+    rows = [("paper", "claim", "source", "paper says", "ours", "verdict")]
+    rows += [
+        (c.paper, c.key, c.source.split(" (")[0], c.paper_value or "-", c.ours or "-", c.verdict)
+        for c in claims
+    ]
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
 
     def line(row: Iterable[str]) -> str:
         cells = [
@@ -177,6 +195,31 @@ def claims_table(claims: Sequence[Claim]) -> str:
 
     tally = ", ".join(f"{n} {verdict}" for verdict, n in counts(claims).items())
     return "\n".join([line(rows[0]), *(line(r) for r in rows[1:]), tally])
+
+
+def specs_list(specs: Sequence[ClaimSpec]) -> str:
+    """Every declared claim, one paragraph each (``marginlab reproduce --list``).
+
+    Examples
+    --------
+    >>> print(specs_list(claim_specs("soudry")[:1]).splitlines()[0])
+    soudry/direction-rate  [ci, cpu, full]
+    """
+    blocks = []
+    for spec in specs:
+        blocks.append(
+            "\n".join(
+                [
+                    f"{spec.paper}/{spec.key}  [{', '.join(spec.scales)}]",
+                    f"  statement:  {spec.statement}",
+                    f"  source:     {spec.source}",
+                    f"  paper says: {spec.paper_value or '-'}",
+                    f"  criterion:  {spec.criterion_name}",
+                    f"  tolerance:  {spec.tolerance}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks)
 
 
 VERDICT_STYLE = {
@@ -191,12 +234,30 @@ def write_claims_html(
 ) -> Path:
     """One self-contained page: the claims, then each paper's figures (base64 PNG)."""
     escape = html.escape
-    head = ("paper", "claim", "statement", "paper says", "ours", "tolerance", "verdict", "note")
+    head = (
+        "paper",
+        "claim",
+        "statement",
+        "source",
+        "paper says",
+        "ours",
+        "criterion and tolerance",
+        "verdict",
+        "note",
+    )
     rows = "".join(
         "<tr>"
         + "".join(
             f"<td>{escape(cell or '-')}</td>"
-            for cell in (c.paper, c.key, c.statement, c.paper_value, c.ours, c.tolerance)
+            for cell in (
+                c.paper,
+                c.key,
+                c.statement,
+                c.source,
+                c.paper_value,
+                c.ours,
+                f"{c.criterion}: {c.tolerance}" if c.criterion else c.tolerance,
+            )
         )
         + f'<td style="{VERDICT_STYLE[c.verdict]}">{escape(c.verdict)}</td>'
         + f"<td>{escape(c.note)}</td></tr>"

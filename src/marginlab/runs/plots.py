@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
+from marginlab.measure.trajectory import threshold_row
 from marginlab.runs.run import Run
 from marginlab.runs.store import no_link
 
@@ -124,24 +125,6 @@ def _column(table: pd.DataFrame, key: str) -> np.ndarray:
         i = int(index)
         values = values.map(lambda v: v[i] if isinstance(v, list) and len(v) > i else None)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-
-
-def threshold_row(metrics: pd.DataFrame) -> int | None:
-    """Position of the first row whose summed loss is below ``l(0)``, or None.
-
-    That is the first row with a smoothed margin (either normalization), which the engine
-    writes only once the summed training loss is below the loss's threshold.
-
-    Examples
-    --------
-    >>> threshold_row(pd.DataFrame({"epoch": [0, 5, 10], "smoothed_margin": [None, 0.1, 0.2]}))
-    1
-    """
-    defined = ~np.isnan(_column(metrics, "smoothed_margin")) | ~np.isnan(
-        _column(metrics, "smoothed_margin_layers")
-    )
-    rows = np.flatnonzero(defined)
-    return int(rows[0]) if len(rows) else None
 
 
 # drawing ----------------------------------------------------------------------------------

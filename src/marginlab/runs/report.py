@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 
 import marginlab
+from marginlab.measure.trajectory import threshold_row
 from marginlab.numerics import format_log10
-from marginlab.runs.plots import FIGURES, FigureUnavailable, figure, open_runs, threshold_row
+from marginlab.runs.plots import FIGURES, FigureUnavailable, figure, open_runs
 from marginlab.runs.run import Run
 from marginlab.runs.store import no_link
 

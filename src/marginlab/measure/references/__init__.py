@@ -5,6 +5,7 @@
 - :mod:`.rkhs`: RKHS max-margin (limit when only the output layer trains);
 - :mod:`.nonconvex`: the nonconvex max-margin problem of a small network, solved directly;
 - :mod:`.local_probe`: is a KKT point a local optimum?
+- :mod:`.per_layer`: with all layers but one fixed, is that layer optimal?
 - :mod:`.vardi`: KKT points that are not optimal (Vardi, Shamir & Srebro 2022).
 
 Every margin is also given in the normalization of the network's normalized margin
@@ -19,6 +20,7 @@ from marginlab.measure.references.nonconvex import (
     maximize_margin,
     nonconvex_max_margin,
 )
+from marginlab.measure.references.per_layer import LayerOptimality, per_layer_optimality
 from marginlab.measure.references.rkhs import (
     KernelSVMResult,
     arccos_kernel,
@@ -36,6 +38,7 @@ from marginlab.measure.references.svm import (
 __all__ = [
     "F1Result",
     "KernelSVMResult",
+    "LayerOptimality",
     "MarginProblem",
     "NonconvexResult",
     "ProbeResult",
@@ -51,6 +54,7 @@ __all__ = [
     "local_probe",
     "maximize_margin",
     "nonconvex_max_margin",
+    "per_layer_optimality",
     "sphere_grid",
     "sphere_maximum",
 ]
