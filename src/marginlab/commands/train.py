@@ -24,7 +24,7 @@ def load_spec(spec: str) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from marginlab.runs.plots import plot_training
+    from marginlab.report import plot_training
     from marginlab.training.engine import train
 
     overrides = list(args.set)
@@ -73,7 +73,7 @@ def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from marginlab.runs.plots import plot_training
+    from marginlab.report import plot_training
     from marginlab.training.engine import resume
 
     path = resume(args.run_dir, list(args.set), data_dir=args.data_dir)

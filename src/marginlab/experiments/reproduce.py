@@ -20,7 +20,7 @@ from pathlib import Path
 import marginlab
 from marginlab.experiments.claims import Claim, check, counts, write_claims
 from marginlab.experiments.study import SCALES, FigureFile, Study
-from marginlab.runs.report import html_page, image_tag
+from marginlab.report import html_page, image_tag
 
 # key -> (citation, module under marginlab.experiments.papers)
 PAPERS: dict[str, tuple[str, str]] = {
@@ -232,7 +232,7 @@ def _png_width_inches(path: Path) -> float:
     from several writers and dpi settings)."""
     from PIL import Image
 
-    from marginlab.runs.plots import RASTER_DPI
+    from marginlab.plots import RASTER_DPI
 
     with Image.open(path) as image:
         return image.width / image.info.get("dpi", (RASTER_DPI,))[0]

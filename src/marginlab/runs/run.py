@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from marginlab.assemble import build_data, build_network
+from marginlab.build import build_data, build_network
 from marginlab.config import validate
 from marginlab.data import Dataset
+from marginlab.runs.checkpoint_spec import CheckpointSpec, parse_checkpoint
 from marginlab.runs.store import RunStore
 
 LATEST = "latest.safetensors"
@@ -86,33 +86,45 @@ class Run:
         rows = [r for r in self.store.metrics() if r["epoch"] == epoch]
         return rows[-1]["log10_loss_mean"] if rows else None
 
-    def checkpoint(self, which: str | int | float = "last") -> Checkpoint:
+    def checkpoint(self, which: str | int | float | CheckpointSpec = "last") -> Checkpoint:
         """Select a checkpoint: ``"last"``, an epoch (int), or a loss level (``1e-20`` or the
-        text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it)."""
+        text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it).
+
+        The spec is read by :func:`~marginlab.runs.checkpoint_spec.parse_checkpoint`, as
+        every command reads it."""
+        spec = parse_checkpoint(which)
         kept = self.checkpoints
         if not kept:
             raise FileNotFoundError(f"{self.path}: the run has no checkpoints")
-        if which == "last":
+        if spec.is_last:
             return kept[-1]
-        if isinstance(which, int):
+        if spec.epoch is not None:
             for checkpoint in kept:
-                if checkpoint.epoch == which:
+                if checkpoint.epoch == spec.epoch:
                     return checkpoint
             epochs = sorted({c.epoch for c in kept})
-            raise KeyError(f"checkpoint: no checkpoint at epoch {which}; kept epochs: {epochs}")
-        # Decimal parses "1e-882" exactly; a float would underflow below 1e-308.
-        level = float(Decimal(str(which)).log10())
+            raise KeyError(
+                f"checkpoint: no checkpoint at epoch {spec.epoch}; kept epochs: {epochs}"
+            )
         for checkpoint in kept:
-            if checkpoint.log10_loss_mean is not None and checkpoint.log10_loss_mean < level:
+            if (
+                checkpoint.log10_loss_mean is not None
+                and checkpoint.log10_loss_mean < spec.log10_level
+            ):
                 return checkpoint
         raise KeyError(
-            f"checkpoint: the training loss never fell below {which} in kept checkpoints"
+            f"checkpoint: the training loss never fell below {spec} in kept checkpoints"
         )
 
-    def load_model(self, checkpoint: str | int | float = "last", device: str = "cpu") -> nn.Module:
-        """Rebuild the network and load a checkpoint's weights (see :meth:`checkpoint`)."""
+    def load_model(
+        self,
+        checkpoint: str | int | float | CheckpointSpec | Checkpoint = "last",
+        device: str = "cpu",
+    ) -> nn.Module:
+        """Rebuild the network and load a checkpoint's weights (a :class:`Checkpoint` of
+        :attr:`checkpoints`, or a spec as for :meth:`checkpoint`)."""
         config = validate(self.config)
-        chosen = self.checkpoint(checkpoint)
+        chosen = checkpoint if isinstance(checkpoint, Checkpoint) else self.checkpoint(checkpoint)
         model = build_network(config, self._dataset(device), device=device)
         tensors, _ = self.store.load_checkpoint(chosen.path.name)
         model.load_state_dict(tensors)

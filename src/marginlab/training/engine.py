@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from marginlab.assemble import Assembly, assemble
 from marginlab.config import ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
@@ -31,6 +30,7 @@ from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
 from marginlab.runs.store import ReadOnlyStore, RunStore
 from marginlab.runs.tensorboard import TensorBoardWriter
+from marginlab.training.assembly import Assembly, assemble
 from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import ScheduleState, TrainingStopped

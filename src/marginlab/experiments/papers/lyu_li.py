@@ -25,7 +25,7 @@ import pandas as pd
 from marginlab.experiments.presets import LYU_LI_MNIST_CNN, preset
 from marginlab.experiments.study import Study
 from marginlab.measure.rates import late_time_slope, rates_table
-from marginlab.runs.plots import threshold_row
+from marginlab.plots import threshold_row
 from marginlab.runs.run import Run
 
 # A shallower CNN than the digits-cnn preset's: order 4 like the paper's MNIST CNN.
@@ -397,7 +397,7 @@ def _cnn_claims(study: Study, setting: Setting, based: Run, const: Run) -> None:
         note="the raw slope tends to -1 from below, as -1 - (2-2/L) / ln T",
     )
 
-    from marginlab.runs.plots import figure
+    from marginlab.report import figure
 
     study.save_figure(
         "cnn-training",
@@ -448,9 +448,10 @@ def _full_scale_values(study: Study, based: Run, const: Run) -> None:
 
 
 def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
-    from marginlab.measure.robustness import result_paths, robustness_along_training
+    from marginlab.report import robustness_figure
+    from marginlab.results.robustness import attack_along_training
 
-    table = robustness_along_training(
+    report = attack_along_training(
         based,
         setting.robust_levels,
         split="train",
@@ -458,7 +459,9 @@ def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
         attack=setting.attack,
         progress=False,
     )
-    table = table.drop_duplicates("epoch")  # "last" is the final level when the run stops there
+    saved = report.save(based)
+    # "last" is the final level when the run stops there
+    table = report.table().drop_duplicates("epoch")
     medians = table["median_distance"].to_numpy(float)
     steps = relative_drops(medians)
     ordered = bool((steps <= 0.02).all()) and medians[-1] > medians[0]
@@ -474,7 +477,7 @@ def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
         note=f"{setting.attack.upper()} L2 on {setting.robust_n} training images"
         + ("" if setting.attack == "cw" else "; the paper used C&W"),
     )
-    png = result_paths(based.path, "l2", setting.attack, "train")["png"]
+    png = robustness_figure(based, report, saved.with_suffix(".png"))
     study.add_figure(
         png,
         "Robust accuracy against L2 epsilon on training images, one curve "
