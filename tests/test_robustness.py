@@ -10,15 +10,15 @@ import torch
 
 from marginlab import load_run, train
 from marginlab.cli import main
-from marginlab.measure.margins import pairwise_margins
 from marginlab.measure.attacks import AttackResult, run_attack
 from marginlab.measure.lipschitz import _conv_norm_bound, certified_radius, lipschitz_constants
+from marginlab.measure.margins import pairwise_margins
+from marginlab.models import CNN, build_model
 from marginlab.results.robustness import (
     RobustnessReport,
     attack_along_training,
     paired_changes,
 )
-from marginlab.models import CNN, build_model
 
 # Few C&W steps: enough to converge on these small nets, and the test stays fast.
 FAST_CW = {"binary_search_steps": 6, "steps": 500}

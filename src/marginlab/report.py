@@ -45,6 +45,7 @@ td { font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
 figcaption, .note { color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.6em; font-size: 0.8em; overflow-x: auto; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -108,7 +109,12 @@ def _table(columns: Iterable[str], rows: Mapping[str, Iterable[str]]) -> str:
         + "</tr>"
         for name, cells in rows.items()
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _wide(f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>")
+
+
+def _wide(table: str) -> str:
+    """A table that scrolls sideways when its columns (runs) outgrow the page."""
+    return f'<div class="wide"><table>{table}</table></div>'
 
 
 def _frame(table: pd.DataFrame, digits: str = ".4g") -> str:
@@ -124,7 +130,7 @@ def _frame(table: pd.DataFrame, digits: str = ".4g") -> str:
         "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
         for row in table.itertuples(index=False)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _wide(f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>")
 
 
 def _key_section(runs: Mapping[str, RunResults]) -> str:
@@ -181,29 +187,25 @@ def _summary_section(runs: Mapping[str, RunResults]) -> str:
 
 
 def _kkt_records(r: RunResults) -> str:
+    """One row per checkpoint; each certificate's ``eps_rel / delta`` in a column."""
     if r.kkt is None:
         return ""
     rows = []
     for row in r.kkt.rows:
-        base = {"epoch": row.epoch, "log10 loss": row.log10_loss}
+        line = {"epoch": row.epoch, "log10 loss": row.log10_loss}
         if row.result is None:
-            rows.append({**base, "certificate": "-", "note": row.error})
+            rows.append({**line, "not certified": row.error})
             continue
         res = row.result
+        line.update({"normalized margin": res.normalized_margin, "1-beta": 1.0 - res.beta})
         certs = [("loss weights", res.loss_weights)]
         certs += [(f"tau={c.tau:g}", c) for c in res.certificates]
         for name, cert in certs:
-            rows.append(
-                {
-                    **base,
-                    "1-beta": 1.0 - res.beta,
-                    "normalized margin": res.normalized_margin,
-                    "certificate": name,
-                    "eps_rel": cert.eps_rel,
-                    "delta": cert.delta,
-                    "active": cert.n_active,
-                }
-            )
+            line[f"{name}: eps_rel / delta"] = f"{cert.eps_rel:.3g} / {cert.delta:.3g}"
+        rows.append(line)
+    table = pd.DataFrame(rows)
+    if "not certified" in table:  # the reason goes last
+        table = table[[c for c in table.columns if c != "not certified"] + ["not certified"]]
     trend = r.kkt.trend()
     lines = "".join(f"<li>{html.escape(t.quantity)}: {html.escape(str(t))}</li>" for t in trend)
     trend_html = (
@@ -212,7 +214,7 @@ def _kkt_records(r: RunResults) -> str:
         if trend
         else ""
     )
-    return f"<h3>KKT certificates (kkt.json)</h3>{_frame(pd.DataFrame(rows), '.3g')}{trend_html}"
+    return f"<h3>KKT certificates (kkt.json)</h3>{_frame(table, '.3g')}{trend_html}"
 
 
 def _robustness_records(report: RobustnessReport) -> str:

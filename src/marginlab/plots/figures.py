@@ -39,6 +39,7 @@ from marginlab.plots.style import (
     RASTER_DPI,
     STYLE,
     legend_handles,
+    legend_rows_below,
     series_style,
 )
 from marginlab.results.collect import RunResults
@@ -46,6 +47,7 @@ from marginlab.results.kkt import observer_table
 
 Panel = Callable[[Axes], None]
 LEGEND_ROW_INCHES = 0.16
+PANEL_LEGEND_ROW_INCHES = 0.13
 LEGEND_CHAR_INCHES = 0.05  # at the legend's 6.5 pt
 
 
@@ -222,6 +224,12 @@ def figure(runs: Mapping[str, RunResults] | Sequence[RunResults], what: str) -> 
             panel(ax)
         for ax in axes[len(panels) :]:
             ax.set_visible(False)
+        # Legends hanging under panels get room of their own, row of panels by row.
+        below = [
+            max((legend_rows_below(ax) for ax in axes[r * columns : (r + 1) * columns]), default=0)
+            for r in range(rows)
+        ]
+        fig.set_figheight(fig.get_figheight() + PANEL_LEGEND_ROW_INCHES * sum(below))
         if kind.overlays and len(runs) > 1:
             legend_rows = _run_legend(fig, runs, width)
             fig.set_figheight(fig.get_figheight() + LEGEND_ROW_INCHES * legend_rows + 0.2)

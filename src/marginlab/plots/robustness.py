@@ -62,7 +62,7 @@ def plot_robustness(
     finish(
         ax,
         f"perturbation size $\\epsilon$ ({norm} norm; inputs in [0, 1])",
-        "robust accuracy (fraction of samples)",
+        "robust accuracy (fraction)",
         title,
     )
     series_legend(ax, entries)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import offset_copy
 
 STYLE = {
     "font.size": 8,
@@ -50,7 +51,11 @@ THRESHOLD_STYLE = (0, (1, 2))
 # points crowd (e.g. against log10 T).
 MARKER_SPACING = 0.1
 LEGEND_INSIDE_MAX = 3
+LEGEND_BELOW_POINTS = 34  # under the tick labels and the axis label, whatever the panel's height
+BELOW_GID = "legend-below:"
 ZERO_MARKER = "v"
+ZERO_GID = "zero"
+ZERO_LABEL = "= 0 (off the log axis)"
 
 
 def series_style(run: int, series: int, overlay: bool) -> dict[str, Any]:
@@ -96,6 +101,7 @@ def draw(ax: Axes, x: Sequence[float], y: Sequence[float], *, log: bool = False,
             clip_on=False,
             transform=ax.get_xaxis_transform(),  # x in data, y in axes fraction: the edge
             label=f"_{line.get_label()} = 0",
+            gid=ZERO_GID,
         )
     return line
 
@@ -110,7 +116,7 @@ def log_y(ax: Axes) -> None:
     positive = values[np.isfinite(values) & (values > 0)]
     if len(positive) and np.log10(positive.max() / positive.min()) < 2:
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
@@ -134,9 +140,31 @@ def finish(ax: Axes, xlabel: str, ylabel: str, title: str | None = None) -> None
 
 
 def series_legend(ax: Axes, entries: Sequence[tuple[str, dict[str, Any]]], **options: Any):
-    """The panel's legend of its series (quantities); a long one goes under the panel."""
+    """The panel's legend of its series (quantities), with the mark of values at 0 on a log
+    axis when there are some; a long one goes under the panel."""
+    if any(line.get_gid() == ZERO_GID for line in ax.lines):
+        zero = {"color": "0.2", "marker": ZERO_MARKER, "linestyle": "none"}
+        entries = [*entries, (ZERO_LABEL, zero)]
     if not entries:
         return None
-    if len(entries) > LEGEND_INSIDE_MAX:
-        options = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.22), "ncols": 2, **options}
-    return ax.legend(handles=legend_handles(entries), **options)
+    if len(entries) <= LEGEND_INSIDE_MAX:
+        return ax.legend(handles=legend_handles(entries), **options)
+    below = offset_copy(ax.transAxes, ax.figure, y=-LEGEND_BELOW_POINTS, units="points")
+    options = {
+        "loc": "upper center",
+        "bbox_to_anchor": (0.5, 0.0),
+        "bbox_transform": below,
+        "ncols": 2,
+        **options,
+    }
+    legend = ax.legend(handles=legend_handles(entries), **options)
+    if options["loc"] == "upper center":  # hangs under the panel: the figure makes room
+        legend.set_gid(f"{BELOW_GID}{-(-len(entries) // options['ncols'])}")
+    return legend
+
+
+def legend_rows_below(ax: Axes) -> int:
+    """Rows of the panel's legend when it hangs under the panel (0 when inside)."""
+    legend = ax.get_legend()
+    gid = legend.get_gid() if legend is not None else None
+    return int(gid.removeprefix(BELOW_GID)) if gid and gid.startswith(BELOW_GID) else 0

@@ -44,8 +44,10 @@ class RunResults:
     Attributes
     ----------
     run : Run
+    name : str
+        The run's name (its configuration's), or its directory when names repeat.
     label : str
-        The run's label in figures (its name, or ``r1``, ``r2``, ... among many runs).
+        The run's label in figures: its name, or ``r1``, ``r2``, ... among many runs.
     metrics : pandas.DataFrame
     kkt : KKTTable or None
         ``kkt.json`` (``marginlab kkt``).
@@ -56,16 +58,12 @@ class RunResults:
     """
 
     run: Run
+    name: str
     label: str
     metrics: pd.DataFrame
     kkt: KKTTable | None = None
     robustness: list[RobustnessReport] = field(default_factory=list)
     references: list[ReferenceComparison] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        """The run's name (its configuration's, else its directory's)."""
-        return str(self.run.config.get("name") or self.run.path.name)
 
     @cached_property
     def plane(self) -> Plane | None:
@@ -124,11 +122,13 @@ def short_labels(names: list[str]) -> list[str]:
     return [f"r{i + 1}" for i in range(len(names))]
 
 
-def collect(run: Run, label: str | None = None) -> RunResults:
+def collect(run: Run, name: str | None = None, label: str | None = None) -> RunResults:
     """Read a run's metrics and every result record it has."""
+    name = name or str(run.config.get("name") or run.path.name)
     return RunResults(
         run=run,
-        label=label or str(run.config.get("name") or run.path.name),
+        name=name,
+        label=label or name,
         metrics=run.metrics,
         kkt=KKTTable.find(run),
         robustness=RobustnessReport.find(run),
@@ -142,5 +142,6 @@ def collect_runs(paths: Iterable[str | os.PathLike | Run]) -> dict[str, RunResul
     runs = open_runs(paths)
     labels = short_labels(list(runs))
     return {
-        name: collect(run, label) for (name, run), label in zip(runs.items(), labels, strict=True)
+        name: collect(run, name, label)
+        for (name, run), label in zip(runs.items(), labels, strict=True)
     }

@@ -142,7 +142,9 @@ class CheckpointAttack:
 
     @property
     def label(self) -> str:
-        """``"1e-20 (epoch 800)"``."""
+        """``"1e-20 (epoch 800)"``, or ``"epoch 800"`` when the spec was the epoch."""
+        if self.checkpoint == str(self.epoch):
+            return f"epoch {self.epoch}"
         return f"{self.checkpoint} (epoch {self.epoch})"
 
     @property
