@@ -8,31 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from marginlab import load_run, train
-from marginlab.cli import main
 from marginlab.config import apply_overrides
-from marginlab.plots import FIGURES, save
+from marginlab.plots import FIGURES
 from marginlab.report import figure, write_report
-from marginlab.results.kkt import kkt_along_training
-from marginlab.results.robustness import attack_along_training
 from marginlab.sweep import grid_overrides, run_trial
 
-DIGITS = {
-    "name": "digits-mlp",
-    "loss": "logistic",
-    "data": {"name": "digits", "classes": [3, 8], "n_train": 120},
-    "model": {"kind": "mlp", "hidden": [12]},
-    "train": {"schedule": "loss_based", "max_epochs": 120, "target_log10_loss": None},
-    "log": {"every": 5, "checkpoint_decades": 1},
-}
-XOR = {
-    "name": "xor",
-    "loss": "logistic",
-    "data": {"name": "xor", "params": {"n": 40, "noise": 0.2}},
-    "model": {"kind": "two_layer", "width": 16},
-    "train": {"schedule": "loss_based", "max_epochs": 60, "target_log10_loss": None},
-    "log": {"every": 10},
-}
 SWEEP = {
     "name": "gaussians",
     "loss": "logistic",
@@ -41,31 +21,6 @@ SWEEP = {
     "train": {"schedule": "normalized", "max_epochs": 40, "target_log10_loss": None},
     "log": {"every": 4},
 }
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Four runs: two digits MLPs with every record (KKT, robustness), two XOR nets."""
-    root = tmp_path_factory.mktemp("figures")
-    paths = []
-    for seed in (0, 1):
-        path = train(
-            {**DIGITS, "seed": seed, "name": f"digits-seed{seed}"},
-            root / f"d{seed}",
-            progress=False,
-        )
-        run = load_run(path)
-        kkt_along_training(run, taus=[0.01, 0.1, 1.0]).save(run)
-        levels = [str(c.epoch) for c in run.checkpoints[1:]]
-        attack_along_training(run, levels, n=24, attack="deepfool", progress=False).save(run)
-        paths.append(path)
-    for seed in (0, 1):
-        paths.append(
-            train(
-                {**XOR, "seed": seed, "name": f"xor-seed{seed}"}, root / f"x{seed}", progress=False
-            )
-        )
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -102,35 +57,36 @@ def assert_drawn(pixels: np.ndarray, what: str) -> None:
 
 
 @pytest.mark.parametrize("what", list(FIGURES))
-def test_every_figure_kind_renders_something(runs, what):
-    for chosen in (runs[:1] if what != "boundary" else runs[2:3], runs):
-        fig = figure(chosen, what)
-        pixels, caught = rendered(fig)
-        assert_drawn(pixels, what)
-        assert not [w for w in caught if "layout" in w], caught
-        for ax in fig.axes:
-            if not ax.get_visible():
-                continue
-            assert ax.get_xlabel() and ax.get_ylabel(), (what, ax.get_title())
-            labelled = [t for t in ax.get_yticklabels() if t.get_text()]
-            assert len(labelled) >= 2, (what, ax.get_ylabel())
+def test_every_figure_kind_renders_something(recorded_runs, what):
+    """Both runs overlaid (the boundary: one panel per 2-d run); the single-run styles are
+    checked line by line in test_plots."""
+    fig = figure(recorded_runs, what)
+    pixels, caught = rendered(fig)
+    assert_drawn(pixels, what)
+    assert not [w for w in caught if "layout" in w], caught
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        assert ax.get_xlabel() and ax.get_ylabel(), (what, ax.get_title())
+        labelled = [t for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labelled) >= 2, (what, ax.get_ylabel())
 
 
-def test_overlaid_runs_are_told_apart_and_keyed_under_the_panels(runs):
-    fig = figure(runs[:2], "kkt")
+def test_overlaid_runs_are_told_apart_and_keyed_under_the_panels(recorded_runs):
+    fig = figure(recorded_runs, "margins")
     (legend,) = fig.legends
-    assert [t.get_text() for t in legend.get_texts()] == ["digits-seed0", "digits-seed1"]
+    assert [t.get_text() for t in legend.get_texts()] == ["digits", "xor"]
     lines = [line for line in fig.axes[0].lines if not line.get_label().startswith("_")]
     by_run = {}
     for line in lines:
         by_run.setdefault(line.get_label().split(":")[0], set()).add(line.get_color())
-    assert len(by_run) == 2 and by_run["digits-seed0"].isdisjoint(by_run["digits-seed1"])
+    assert len(by_run) == 2 and by_run["digits"].isdisjoint(by_run["xor"])
 
 
 @pytest.mark.parametrize("count", [1, 4, 16])
-def test_plots_of_1_to_16_runs_have_no_layout_warning(sweep_dir, count):
+def test_plot_of_1_4_or_16_runs_has_no_layout_warning(sweep_dir, count):
     trials = sorted(p for p in sweep_dir.iterdir() if p.is_dir())[:count]
-    for what in ("training", "lr"):
+    for what in ("training",):
         fig = figure(trials, what)
         pixels, caught = rendered(fig)
         assert not caught, (what, count, caught)
@@ -151,14 +107,3 @@ def test_report_of_a_16_trial_sweep_renders_without_layout_warnings(sweep_dir, t
     # the key table: every short label with its trial
     for i, trial in enumerate(pd.read_csv(sweep_dir / "summary.csv")["trial"]):
         assert f"<td>r{i + 1}</td><td>{trial}</td>" in text
-
-
-def test_plot_of_4_runs_from_the_command_line(runs, tmp_path):
-    out = tmp_path / "kkt.png"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert main(["plot", *map(str, runs), "--what", "training", "--out", str(out)]) == 0
-    assert not [str(w.message) for w in caught if "layout" in str(w.message)]
-    with Image.open(out) as image:
-        assert_drawn(np.asarray(image.convert("RGB")), "training")
-    save(figure(runs, "robustness"), tmp_path / "robustness.svg")

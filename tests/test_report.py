@@ -9,51 +9,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from marginlab import load_run, train
+from marginlab import load_run
 from marginlab.cli import main
 from marginlab.numerics import format_log10
 from marginlab.report import REPORT_FIGURES, write_report
-from marginlab.results.kkt import KKTTable, kkt_along_training
-from marginlab.results.robustness import RobustnessReport, attack_along_training
+from marginlab.results.kkt import KKTTable
+from marginlab.results.robustness import RobustnessReport
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(recorded_runs):
     """A digits MLP run with KKT and robustness results beside it, and a 2-d XOR run."""
-    root = tmp_path_factory.mktemp("report")
-    digits = train(
-        {
-            "name": "digits",
-            "loss": "logistic",
-            "data": {"name": "digits", "classes": [3, 8], "n_train": 200},
-            "model": {"kind": "mlp", "hidden": [16]},
-            "train": {"schedule": "loss_based", "max_epochs": 150, "target_log10_loss": None},
-            "log": {"every": 5, "checkpoint_decades": 1},
-        },
-        root / "digits",
-        progress=False,
-    )
-    run = load_run(digits)
-    kkt_along_training(run, taus=[0.1]).save(run)
-    levels = [str(c.epoch) for c in run.checkpoints[1:]]
-    report = attack_along_training(run, levels, n=30, attack="deepfool", progress=False)
-    report.save(run)
-    xor = train(
-        {
-            "name": "xor",
-            "loss": "logistic",
-            "data": {"name": "xor", "params": {"n": 40, "noise": 0.2}},
-            "model": {"kind": "two_layer", "width": 20},
-            "train": {"schedule": "loss_based", "max_epochs": 60, "target_log10_loss": None},
-            "log": {"every": 10},
-        },
-        root / "xor",
-        progress=False,
-    )
-    return digits, xor
+    return recorded_runs
 
 
 @pytest.fixture(scope="module")

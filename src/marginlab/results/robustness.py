@@ -26,7 +26,6 @@ from marginlab.build import resolve_device
 from marginlab.config import validate
 from marginlab.losses import get_loss
 from marginlab.measure.attacks import (
-    ATTACKS,
     AttackResult,
     attack_settings,
     check_attack,
@@ -472,7 +471,8 @@ def attack_along_training(
         options=settings,
         seed=seed,
         eps=eps_tuple,
-        fixed_eps=attack in ATTACKS and ATTACKS[attack].fixed_eps,
+        # a fixed-epsilon attack (or best of such attacks only) knows nothing past max(eps)
+        fixed_eps=next(iter(by_epoch.values()))[0].eps_attacked is not None,
         indices=indices,
         checkpoints=tuple(attacked),
     )
