@@ -15,18 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from marginlab.measure.margins import normalized_margin
-from marginlab.measure.references import (
-    arccos_kernel,
-    direction_error,
-    empirical_kernel,
-    f1_max_margin,
-    kernel_svm,
-    linear_svm,
-    nonconvex_max_margin,
-)
-from marginlab.measure.references.rkhs import augmented_inputs
-from marginlab.models import TwoLayer
+# The solvers (scipy, cvxpy) load when a reference is computed, not when one is read.
 from marginlab.results.record import Record, finite_or_none
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Run, load_run
@@ -144,6 +133,9 @@ class ReferenceComparison(Record):
 
 def _two_layer_inputs(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The inputs as the first layer of a ``TwoLayer`` sees them, and its weights."""
+    from marginlab.measure.references.rkhs import augmented_inputs
+    from marginlab.models import TwoLayer
+
     if not isinstance(model, TwoLayer) or model.body.act.name != "relu":
         raise ValueError(
             "kind f1/rkhs: the run's model must be a ReLU two_layer network "
@@ -161,6 +153,8 @@ def _two_layer_inputs(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np
 
 
 def _svm(run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    from marginlab.measure.references import direction_error, linear_svm
+
     if not hasattr(model, "end_to_end"):
         raise ValueError(
             "kind svm: the run's model must be linear, deep_linear or diagonal_linear "
@@ -186,6 +180,8 @@ def _svm(run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[s
 
 
 def _f1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tol: float) -> dict[str, Any]:
+    from marginlab.measure.references import f1_max_margin
+
     inputs, weights = _two_layer_inputs(model, x)
     if model.homogeneity_order != 2.0:
         raise ValueError("kind f1: train both layers (model.train: both); use rkhs")
@@ -199,6 +195,8 @@ def _f1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tol: float) -> dict[
 
 
 def _rkhs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    from marginlab.measure.references import arccos_kernel, empirical_kernel, kernel_svm
+
     inputs, weights = _two_layer_inputs(model, x)
     if model.homogeneity_order != 1.0:
         raise ValueError(
@@ -271,6 +269,9 @@ def compare_reference(
     """
     if kind not in REFERENCE_KINDS:
         raise ValueError(f"kind: expected one of {REFERENCE_KINDS}, got {kind!r}")
+    from marginlab.measure.margins import normalized_margin
+    from marginlab.measure.references import nonconvex_max_margin
+
     run = run if isinstance(run, Run) else load_run(run)
     chosen = run.checkpoint(checkpoint)
     model = run.load_model(chosen)

@@ -16,26 +16,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from marginlab.build import resolve_device
-from marginlab.config import validate
-from marginlab.losses import get_loss
-from marginlab.measure.attacks import (
-    AttackResult,
-    attack_settings,
-    check_attack,
-    check_eps,
-    run_attack,
-)
-from marginlab.measure.lipschitz import certified_radius
-from marginlab.measure.margins import evaluate, margin_metrics
 from marginlab.results.record import Record, finite_or_none, or_nan
 from marginlab.runs.run import Run, load_run
+
+if TYPE_CHECKING:
+    from marginlab.measure.attacks import AttackResult
 
 DEFAULT_CHECKPOINTS = ("1e-10", "1e-20", "last")
 CURVE_POINTS = 400
@@ -407,6 +397,16 @@ def attack_along_training(
     >>> report.table()["checkpoint"].tolist()
     ['last']
     """
+    # Here, not at the top: reading and drawing reports needs no attack library (foolbox).
+    import torch
+
+    from marginlab.build import resolve_device
+    from marginlab.config import validate
+    from marginlab.losses import get_loss
+    from marginlab.measure.attacks import attack_settings, check_attack, check_eps, run_attack
+    from marginlab.measure.lipschitz import certified_radius
+    from marginlab.measure.margins import evaluate, margin_metrics
+
     run = run if isinstance(run, Run) else load_run(run)
     attack = check_attack(norm, attack)
     settings = attack_settings(attack, options)
