@@ -18,7 +18,7 @@ SWEEP = {
     "loss": "logistic",
     "data": {"name": "gaussians", "params": {"n": 30, "d": 3}},
     "model": {"kind": "linear"},
-    "train": {"schedule": "normalized", "max_epochs": 40, "target_log10_loss": None},
+    "train": {"schedule": "normalized", "max_epochs": 20, "target_log10_loss": None},
     "log": {"every": 4},
 }
 
