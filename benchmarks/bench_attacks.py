@@ -1,4 +1,4 @@
-"""Seconds per 1000 samples of each attack of :mod:`marginlab.measure.robustness`.
+"""Seconds per 1000 samples of each attack of :mod:`marginlab.measure.attacks`.
 
 Times every attack (C&W, DeepFool and FMN in L2; PGD and FMN in L-inf, default options
 unless ``--option`` says otherwise) on the digits CNN and on Lyu & Li's MNIST CNN, with
@@ -28,12 +28,12 @@ import yaml
 
 from marginlab.data import load_dataset
 from marginlab.experiments.presets import preset
-from marginlab.measure.robustness import ATTACK_OPTIONS, ATTACKS, run_attack
+from marginlab.measure.attacks import ATTACKS, BEST, NORMS, attacks_of, run_attack
 from marginlab.models import CNN, MNIST_CNN_SPEC
 from marginlab.runs.run import load_run
 
 DIGITS_CNN_SPEC = preset("digits-cnn")["model"]["spec"]
-ALL_ATTACKS = [(norm, attack) for norm, attacks in ATTACKS.items() for attack in attacks]
+ALL_ATTACKS = [(norm, attack) for norm in NORMS for attack in (*attacks_of(norm), BEST)]
 
 
 def random_cnn(spec: str, data: str, n: int, data_dir: str | None, dtype: torch.dtype):
@@ -52,8 +52,12 @@ def trained(run_dir: str, n: int):
 
 
 def time_attack(model, x, y, norm: str, attack: str, device: str, options: dict) -> float:
-    """Seconds per 1000 samples."""
-    own = {k: v for k, v in options.items() if k in ATTACK_OPTIONS[attack]}
+    """Seconds per 1000 samples; ``options`` holds every attack's options by name."""
+    if attack == BEST:  # the options of the attacks it runs, as attack.option
+        names = attacks_of(norm)
+        own = {f"{a}.{k}": v for a, opts in options.items() if a in names for k, v in opts.items()}
+    else:
+        own = options[attack]
     start = time.perf_counter()
     run_attack(model, x, y, norm=norm, attack=attack, options=own, device=device, progress=False)
     if device == "cuda":
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="ATTACK.KEY=VALUE",
-        help="an attack option, e.g. cw.steps=1000 (repeatable; see ATTACK_OPTIONS)",
+        help="an attack option, e.g. cw.steps=1000 (repeatable; see ATTACKS[name].options)",
     )
     parser.add_argument("--data-dir", default=os.environ.get("MARGINLAB_DATA"))
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     pairs = [tuple(item.split(":")) for item in args.attacks.split(",")]
-    options: dict[str, dict] = {attack: {} for attack in ATTACK_OPTIONS}
+    options: dict[str, dict] = {attack: {} for attack in ATTACKS}
     for item in args.option:
         key, _, value = item.partition("=")
         attack, _, name = key.partition(".")
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, (model, x, y) in models.items():
         for device in devices:
             for norm, attack in pairs:
-                seconds = time_attack(model, x, y, norm, attack, device, options[attack])
+                seconds = time_attack(model, x, y, norm, attack, device, options)
                 print(f"{name:<12} {device:<6} {attack + ' ' + norm:<14} {seconds:>15.1f}")
 
 

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from chizat_bach_numpy import twonet_float32, twonet_float64
 
-from marginlab.assemble import assemble
 from marginlab.config import validate
 from marginlab.experiments.papers.chizat_bach import train_twonet
+from marginlab.training.assembly import assemble
 from marginlab.training.engine import train
 
 WIDTH, DIM, N = 1000, 15, 256

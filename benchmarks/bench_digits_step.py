@@ -30,12 +30,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from marginlab.assemble import Assembly, assemble
 from marginlab.config import validate
 from marginlab.experiments.presets import preset
 from marginlab.measure import gradient
 from marginlab.measure.margins import pairwise_margins, trainable_parameters
 from marginlab.models.conv import SameConv2d
+from marginlab.training.assembly import Assembly, assemble
 from marginlab.training.attempt import evaluate_split, run_attempt
 
 

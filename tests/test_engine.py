@@ -253,9 +253,9 @@ def test_options_that_need_rollbacks_or_minibatches_are_refused(train_section, f
 def test_full_batch_gradient_descent_equals_a_loop_written_out(tmp_path, schedule):
     # Without rollbacks an epoch's evaluation pass also gives the next epoch's gradient;
     # the trajectory must be the plain loop's, bit for bit.
-    from marginlab.assemble import assemble
     from marginlab.measure.gradient import log_loss_and_grad
     from marginlab.measure.margins import trainable_parameters
+    from marginlab.training.assembly import assemble
 
     steps = {"lr": 2.0, "alpha": 2.0}
     config = validate(tiny_config(schedule=schedule, batch_size=None, max_epochs=25, **steps))

@@ -16,10 +16,10 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from marginlab.assemble import assemble
 from marginlab.cli import _one_line, main
 from marginlab.config import ConfigError, RunConfig, apply_overrides, validate
 from marginlab.training import engine
+from marginlab.training.assembly import assemble
 
 BASE = {
     "name": "fuzz",

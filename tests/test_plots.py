@@ -15,22 +15,21 @@ from matplotlib.figure import Figure
 from marginlab import load_run, train
 from marginlab.cli import main
 from marginlab.commands.plots import FIGURE_KINDS
+from marginlab.measure.kkt import KKTResult
 from marginlab.measure.trajectory import threshold_row
-from marginlab.runs.plots import (
+from marginlab.plots import (
     FIGURES,
     FigureUnavailable,
-    figure,
-    kkt_table,
-    plot,
     plot_kkt,
     plot_loss,
     plot_margins,
     plot_norms,
     plot_robustness,
     plot_schedule,
-    plot_training,
-    robustness_table,
 )
+from marginlab.report import figure, plot, plot_training
+from marginlab.results.kkt import KKTRow, KKTTable, observer_table
+from marginlab.results.robustness import CheckpointAttack, RobustnessReport
 
 LOG10_LOGISTIC_THRESHOLD = math.log10(math.log(2.0))  # l(0) of the logistic loss
 
@@ -119,9 +118,10 @@ def test_margin_panel_plots_both_margins_and_marks_the_threshold_epoch(runs, nor
     below = np.flatnonzero(metrics["log10_loss_sum"].to_numpy() < LOG10_LOGISTIC_THRESHOLD)
     epoch = int(metrics["epoch"].iloc[below[0]])
     assert 0 < below[0] == threshold_row(metrics)
-    (marker,) = [line for label, line in lines.items() if label.startswith("sum of losses")]
+    (marker,) = [line for label, line in lines.items() if label.startswith("l(0)")]
     assert list(marker.get_xdata()) == [epoch, epoch]
-    assert f"epoch {epoch}" in marker.get_label()
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["normalized", "smoothed", f"sum of losses < l(0), epoch {epoch}"]
 
 
 def test_overlay_draws_one_line_per_run_with_legend_labels(runs):
@@ -141,13 +141,16 @@ def test_overlay_draws_one_line_per_run_with_legend_labels(runs):
     assert normalized[0].get_marker() != normalized[1].get_marker()
     smoothed = lines_by_label(ax)["loss-based: smoothed"]
     assert smoothed.get_linestyle() != normalized[0].get_linestyle()
+    # One legend of the runs under the panels, one of the quantities in the panel.
+    runs_legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert runs_legend == ["loss-based", "constant"]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert "loss-based: normalized" in legend and "constant: normalized" in legend
+    assert legend == ["normalized", "smoothed", "sum of losses < l(0)"]
     # Only the run that fitted its data has a threshold marker.
     fitted = metrics_of(runs[0])
     epoch = int(fitted["epoch"].iloc[threshold_row(fitted)])
-    assert [label for label in legend if "l(0)" in label] == [
-        f"loss-based: sum of losses < l(0), epoch {epoch}"
+    assert [label for label in lines_by_label(ax) if "l(0)" in label] == [
+        f"loss-based: l(0) at {epoch}"
     ]
 
 
@@ -225,120 +228,140 @@ def certificate(tau, eps_rel, delta, method):
     }
 
 
-def test_kkt_figure_reads_every_certificate_of_kkt_json(runs, tmp_path):
+def kkt_result(eps, taus=(0.1, 0.5), delta=None):
+    fields = {"order": 2.0, "q_min": 1.0, "normalized_margin": 0.05, "theta_norm": 4.0}
+    fields.update(n_params=10, n_constraints=5, beta=0.99, euler_error=0.0)
+    certificates = [certificate(t, eps / t, eps if delta is None else delta, "dense") for t in taus]
+    return KKTResult.from_dict(
+        {
+            **fields,
+            "loss_weights": certificate(None, 4 * eps, 4 * eps, "loss_weights"),
+            "certificates": certificates,
+        }
+    )
+
+
+def test_kkt_figure_draws_every_certificate_of_the_kkt_record(runs, tmp_path):
     path = shutil.copytree(runs[0], tmp_path / "run")
     with pytest.raises(FigureUnavailable, match="marginlab kkt"):
         figure([path], "kkt")
-    # One row per checkpoint holding a KKTResult.to_dict(): the loss-weight certificate
-    # and the best certificate per tolerance tau.
-    rows = [
-        {
-            "checkpoint": label,
-            "epoch": epoch,
-            "log10_loss_mean": log10_loss,
-            "order": 2.0,
-            "normalized_margin": 0.05,
-            "beta": 0.99,
-            "loss_weights": certificate(None, 4 * eps, 4 * eps, "loss_weights"),
-            "certificates": [certificate(tau, eps / tau, eps, "dense") for tau in (0.1, 0.5)],
-        }
-        for label, epoch, log10_loss, eps in (("1e-2", 50, -2.0, 0.08), ("last", 200, -8.0, 0.02))
-    ]
-    (path / "kkt.json").write_text(json.dumps(rows))
+    rows = (
+        KKTRow(0, "init", -0.1, error="q_min <= 0"),
+        KKTRow(50, "loss<1e-2", -2.0, kkt_result(0.08)),
+        KKTRow(200, "last", -8.0, kkt_result(0.02)),
+    )
+    KKTTable(taus=(0.1, 0.5), rows=rows).save(load_run(path))
     epsilon, delta = figure([path], "kkt").axes
     lines = lines_by_label(epsilon)
-    assert sorted(lines) == ["loss_weights", "tau=0.1", "tau=0.5"]
+    assert sorted(lines) == ["loss weights", "tau=0.1", "tau=0.5"]
     np.testing.assert_allclose(lines["tau=0.5"].get_xydata(), [[-2, 0.16], [-8, 0.04]])
-    np.testing.assert_allclose(lines["loss_weights"].get_ydata(), [0.32, 0.08])
+    np.testing.assert_allclose(lines["loss weights"].get_ydata(), [0.32, 0.08])
     np.testing.assert_allclose(lines_by_label(delta)["tau=0.1"].get_ydata(), [0.08, 0.02])
     assert epsilon.get_yscale() == "log" and epsilon.xaxis_inverted()
+    # every certificate has its own colour and line style
+    styles = {(line.get_color(), str(line.get_linestyle())) for line in lines.values()}
+    assert len(styles) == len({line.get_color() for line in lines.values()}) == 3
 
 
-def test_robustness_figure_reads_the_attack_table(runs, tmp_path):
+def test_zero_on_a_log_axis_is_a_gap_and_a_marked_point():
+    table = KKTTable(
+        taus=(0.1,),
+        rows=tuple(
+            KKTRow(e, "loss", -e / 10, kkt_result(0.1 / e, taus=(0.1,), delta=d))
+            for e, d in ((10, 0.5), (20, 0.0), (30, 0.1))
+        ),
+    )
+    ax = Figure().subplots()
+    plot_kkt(ax, table.long_table(), "delta")
+    drawn = lines_by_label(ax)["tau=0.1"]
+    assert np.isnan(drawn.get_ydata()[1]) and drawn.get_ydata()[2] == 0.1
+    (marked,) = [line for line in ax.lines if line.get_label() == "_tau=0.1 = 0"]
+    assert marked.get_xdata().tolist() == [-2.0] and marked.get_marker() == "v"
+    labelled = [t for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labelled) >= 3  # a decade and a half: 1-2-5 ticks carry labels too
+
+
+def robustness_report(distances, epochs=(40, 200), eps=(0.5, 1.0), attack="cw"):
+    checkpoints = tuple(
+        CheckpointAttack(label, epoch, -epoch / 20, 0.05, np.asarray(d, float), np.zeros(len(d)))
+        for label, epoch, d in zip(("1e-2", "last"), epochs, distances, strict=False)
+    )
+    return RobustnessReport(
+        "l2", attack, "train", {}, 0, eps, attack == "pgd", np.arange(4), checkpoints
+    )
+
+
+def test_robustness_figure_draws_the_attack_report(runs, tmp_path):
     path = shutil.copytree(runs[0], tmp_path / "run")
     with pytest.raises(FigureUnavailable, match="marginlab attack"):
         figure([path], "robustness")
-    # As marginlab.measure.robustness.robustness_along_training writes it.
-    rows = [
-        {
-            "checkpoint": label,
-            "epoch": epoch,
-            "log10_loss": log10_loss,
-            "normalized_margin": 0.05,
-            "accuracy": 1.0,
-            "robust_acc@0": 1.0,
-            "robust_acc@0.5": at_half,
-            "robust_acc@1": at_one,
-            "median_distance": 0.6,
-            "median_lower_bound": 0.01,
-        }
-        for label, epoch, log10_loss, at_half, at_one in (
-            ("1e-2", 40, -2.1, 0.5, 0.1),
-            ("last", 200, -8.0, 0.8, 0.3),
-        )
-    ]
-    payload = {"norm": "l2", "attack": "cw", "options": {"steps": 10}, "split": "train", "n": 20}
-    payload.update(eps=[0.0, 0.5, 1.0], rows=rows, indices=list(range(20)), samples={})
-    (path / "robustness-l2-cw-train.json").write_text(json.dumps(payload))
+    report = robustness_report([[0.2, 0.6, 0.6, np.inf], [0.7, 0.8, 1.2, np.inf]])
+    saved = report.save(load_run(path))
+    assert saved.name == "robustness-l2-cw-train.json" and saved.with_suffix(".csv").exists()
     (ax,) = figure([path], "robustness").axes
     assert ax.get_title() == "l2 cw train"
     lines = lines_by_label(ax)
-    np.testing.assert_allclose(
-        lines["last (epoch 200)"].get_xydata(), [[0, 1], [0.5, 0.8], [1, 0.3]]
-    )
-    np.testing.assert_allclose(lines["1e-2 (epoch 40)"].get_ydata(), [1.0, 0.5, 0.1])
+    late = lines["last (epoch 200)"]
+    at = {round(float(e), 6): a for e, a in zip(late.get_xdata(), late.get_ydata(), strict=True)}
+    top = max(at)
+    assert at[0.0] == 1.0 and at[top] == np.mean(np.array([0.7, 0.8, 1.2, np.inf]) > top)
+    early = lines["1e-2 (epoch 40)"]
+    assert early.get_color() != late.get_color() and early.get_linestyle() != late.get_linestyle()
+    loaded = RobustnessReport.load(saved)
+    assert loaded.to_dict() == report.to_dict()
 
 
-def test_kkt_falls_back_to_observer_metrics(runs, tmp_path):
+def test_robustness_file_of_the_previous_format_still_loads(tmp_path):
+    payload = {
+        "norm": "linf",
+        "attack": "pgd",
+        "options": {"steps": 10},
+        "split": "train",
+        "n": 2,
+        "seed": 0,
+        "eps": [0.1, 0.2],
+        "rows": [{"checkpoint": "last", "epoch": 7, "log10_loss": -3.0, "normalized_margin": 0.1}],
+        "indices": [3, 5],
+        "samples": {"last": {"distance": [0.1, None], "lower_bound": [0.01, 0.02]}},
+        "paired": [],
+    }
+    path = tmp_path / "robustness-linf-pgd-train.json"
+    path.write_text(json.dumps(payload))
+    report = RobustnessReport.load(path)
+    assert report.fixed_eps and report.checkpoints[0].distances.tolist() == [0.1, math.inf]
+    assert report.table()["robust_acc@0.1"].tolist() == [0.5]
+    assert report.curves()["eps"].tolist() == [0.0, 0.1, 0.2]
+
+
+def test_kkt_figure_falls_back_to_observer_metrics(runs, tmp_path):
     path = shutil.copytree(runs[0], tmp_path / "run")
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    rows[-1].update(kkt_epsilon_rel=0.25, kkt_delta=0.5)
+    rows[-1].update(kkt_eps_rel=0.25, kkt_delta=0.5)
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    table = kkt_table(load_run(path))
-    assert table[["log10_loss", "epsilon", "delta"]].values.tolist() == [
+    table = observer_table(load_run(path).metrics)
+    assert table[["log10_loss", "eps_rel", "delta"]].values.tolist() == [
         [rows[-1]["log10_loss_mean"], 0.25, 0.5]
     ]
+    assert len(figure([path], "kkt").axes[0].lines) == 1
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        {"robust_accuracy": {"0.0": 1.0, "0.5": 0.6}},
-        {"eps": [0.0, 0.5], "robust_acc": [1.0, 0.6]},
-        {"robust_acc@0.0": 1.0, "robust_acc@0.5": 0.6, "median_distance": 0.4},
-    ],
-    ids=["mapping", "aligned-lists", "flat-columns"],
-)
-def test_robustness_rows_in_every_layout(tmp_path, row):
-    path = tmp_path / "robustness-l2-fmn-test.json"
-    path.write_text(json.dumps([{"checkpoint": "last", "epoch": 7, "log10_loss": -3.0, **row}]))
-    table = robustness_table(path)
-    assert table[["eps", "robust_accuracy"]].values.tolist() == [[0.0, 1.0], [0.5, 0.6]]
-    assert set(table["epoch"]) == {7} and set(table["log10_loss"]) == {-3.0}
-
-
-def test_robustness_panel_overlays_runs(tmp_path):
-    curve = pd.DataFrame(
-        {
-            "checkpoint": ["last"] * 2,
-            "epoch": [9, 9],
-            "eps": [0, 1.0],
-            "robust_accuracy": [1.0, 0.2],
-        }
-    )
+def test_robustness_panel_overlays_runs():
+    report = robustness_report([[0.2, 0.6, 1.2, 1.4]], epochs=(9,))
     ax = Figure().subplots()
-    plot_robustness(ax, {"a": curve, "b": curve.assign(robust_accuracy=[1.0, 0.7])})
-    assert [line.get_label() for line in ax.lines] == ["a: last (epoch 9)", "b: last (epoch 9)"]
+    plot_robustness(ax, {"a": report, "b": report})
+    assert [line.get_label() for line in ax.lines] == ["a: 1e-2 (epoch 9)", "b: 1e-2 (epoch 9)"]
     assert ax.lines[0].get_marker() != ax.lines[1].get_marker()
+    assert ax.lines[0].get_color() != ax.lines[1].get_color()
 
 
 def test_kkt_panel_overlays_runs():
     table = pd.DataFrame(
-        {"log10_loss": [-5, -9], "epsilon": [0.1, 0.05], "delta": [0.3, 0.2], "certificate": "c"}
+        {"log10_loss": [-5, -9], "eps_rel": [0.1, 0.05], "delta": [0.3, 0.2], "certificate": "c"}
     )
     ax = Figure().subplots()
-    plot_kkt(ax, {"a": table, "b": table}, "epsilon")
-    assert [line.get_label() for line in ax.lines] == ["a", "b"]
+    plot_kkt(ax, {"a": table, "b": table}, "eps_rel")
+    assert [line.get_label() for line in ax.lines] == ["a: c", "b: c"]
+    assert ax.lines[0].get_color() != ax.lines[1].get_color()
 
 
 def test_command_line_plot_report_and_tensorboard_flag(runs, tmp_path, capsys):

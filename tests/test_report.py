@@ -1,7 +1,6 @@
 """The HTML report: self-contained, every figure embedded, and it renders in Chromium."""
 
 import base64
-import json
 import re
 import shutil
 import subprocess
@@ -10,60 +9,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from marginlab import load_run, train
+from marginlab import load_run
 from marginlab.cli import main
 from marginlab.numerics import format_log10
-from marginlab.runs.report import REPORT_FIGURES, write_report
+from marginlab.report import REPORT_FIGURES, write_report
+from marginlab.results.kkt import KKTTable
+from marginlab.results.robustness import RobustnessReport
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(recorded_runs):
     """A digits MLP run with KKT and robustness results beside it, and a 2-d XOR run."""
-    root = tmp_path_factory.mktemp("report")
-    digits = train(
-        {
-            "name": "digits",
-            "loss": "logistic",
-            "data": {"name": "digits", "classes": [3, 8], "n_train": 200},
-            "model": {"kind": "mlp", "hidden": [16]},
-            "train": {"schedule": "loss_based", "max_epochs": 150, "target_log10_loss": None},
-            "log": {"every": 5},
-        },
-        root / "digits",
-        progress=False,
-    )
-    (digits / "kkt.json").write_text(
-        json.dumps(
-            [
-                {"epoch": 100, "log10_loss_mean": -3.0, "epsilon_rel": 0.2, "delta": 0.5},
-                {"epoch": 150, "log10_loss_mean": -5.0, "epsilon_rel": 0.1, "delta": 0.3},
-            ]
-        )
-    )
-    (digits / "robustness-l2-cw-train.json").write_text(
-        json.dumps(
-            {
-                "eps": [0.0, 0.5, 1.0],
-                "rows": [{"checkpoint": "last", "epoch": 150, "robust_accuracy": [1.0, 0.6, 0.2]}],
-            }
-        )
-    )
-    xor = train(
-        {
-            "name": "xor",
-            "loss": "logistic",
-            "data": {"name": "xor", "params": {"n": 40, "noise": 0.2}},
-            "model": {"kind": "two_layer", "width": 20},
-            "train": {"schedule": "loss_based", "max_epochs": 60, "target_log10_loss": None},
-            "log": {"every": 10},
-        },
-        root / "xor",
-        progress=False,
-    )
-    return digits, xor
+    return recorded_runs
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +66,23 @@ def test_report_notes_missing_results_and_defaults_to_the_run_directory(runs):
     path = write_report(runs[1:])
     assert path == runs[1] / "report.html"
     text = path.read_text(encoding="utf-8")
-    assert "kkt: no KKT results" in text and "robustness: no robustness-" in text
+    assert "kkt: no KKT results" in text and "robustness: no robustness results" in text
     assert len(IMG.findall(text)) == len(REPORT_FIGURES) - 2
+
+
+def test_report_shows_every_record_of_a_run(runs, report):
+    text = report.read_text(encoding="utf-8")
+    run = load_run(runs[0])
+    assert "Results of digits" in text and "KKT certificates (kkt.json)" in text
+    for row in KKTTable.load(runs[0] / "kkt.json").rows:
+        if row.result is not None:
+            assert f"{row.result.certificates[0].eps_rel:.3g}" in text
+    assert "first -&gt; last over" in text  # the trend, once there are three checkpoints
+    robustness = RobustnessReport.find(run)[0]
+    assert f"Robustness, {robustness.setting}" in text
+    assert "exact sign test" in text or "No sample changed" in text
+    for median in robustness.table()["median_distance"]:
+        assert f"{median:.4g}" in text
 
 
 def test_report_command(runs, tmp_path):

@@ -223,7 +223,7 @@ def test_reproduce_all_at_ci_scale_passes_every_claim_it_runs(tmp_path, capsys):
     # each figure is shown at its own size in inches, whatever dpi its writer used
     from PIL import Image
 
-    from marginlab.runs.report import DISPLAY_PX_PER_INCH
+    from marginlab.report import DISPLAY_PX_PER_INCH
 
     expected = []
     for png in [*tmp_path.glob("*/figures/*.png"), *tmp_path.glob("*/runs/*/robustness-*.png")]:

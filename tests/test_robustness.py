@@ -10,18 +10,15 @@ import torch
 
 from marginlab import load_run, train
 from marginlab.cli import main
+from marginlab.measure.attacks import AttackResult, run_attack
+from marginlab.measure.lipschitz import _conv_norm_bound, certified_radius, lipschitz_constants
 from marginlab.measure.margins import pairwise_margins
-from marginlab.measure.robustness import (
-    AttackResult,
-    _conv_norm_bound,
-    certified_radius,
-    lipschitz_constants,
-    paired_changes,
-    result_paths,
-    robustness_along_training,
-    run_attack,
-)
 from marginlab.models import CNN, build_model
+from marginlab.results.robustness import (
+    RobustnessReport,
+    attack_along_training,
+    paired_changes,
+)
 
 # Few C&W steps: enough to converge on these small nets, and the test stays fast.
 FAST_CW = {"binary_search_steps": 6, "steps": 500}
@@ -247,8 +244,8 @@ def test_errors_name_the_argument(samples, run_dir):
         run_attack(model, x, y, options={"step": 10})
     with pytest.raises(ValueError, match=r"x: inputs must lie in the box"):
         run_attack(model, x * 2, y)
-    with pytest.raises(ValueError, match="checkpoints: 'best' is neither"):
-        robustness_along_training(run_dir, ["best"], write=False)
+    with pytest.raises(ValueError, match="checkpoint: 'best' is not a checkpoint"):
+        attack_along_training(run_dir, ["best"])
     with pytest.raises(ValueError, match="model: no Lipschitz bound for layer"):
         certified_radius(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(2, 2)), x, y)
 
@@ -263,33 +260,32 @@ def test_cli_writes_json_csv_png_and_the_table_matches_the_json(run_dir, capsys)
     argv += ["--attack", "fmn", "--eps", "0.2,0.5,1", "--option", "steps=100"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    paths = result_paths(run_dir, "l2", "fmn", "train")
+    stem = run_dir / "robustness-l2-fmn-train"
+    paths = {suffix: stem.with_suffix(f".{suffix}") for suffix in ("json", "csv", "png")}
     assert all(path.exists() and path.stat().st_size > 0 for path in paths.values())
     payload = json.loads(paths["json"].read_text())
+    assert payload["format"] == "marginlab.robustness" and payload["version"] == 2
+    report = RobustnessReport.load(paths["json"])
+    stored = report.table()
     table = pd.read_csv(paths["csv"], dtype={"checkpoint": str})
     assert table["checkpoint"].tolist() == checkpoints
-    assert list(table.columns) == list(payload["rows"][0])
-    for row, stored in zip(table.to_dict(orient="records"), payload["rows"], strict=True):
-        for key, value in stored.items():
-            assert (
-                row[key] == pytest.approx(value) if isinstance(value, float) else row[key] == value
-            )
-        assert row["checkpoint"] in printed
-    assert payload["n"] == len(payload["indices"]) == 40
+    pd.testing.assert_frame_equal(table, stored, check_dtype=False)
+    for checkpoint in checkpoints:
+        assert checkpoint in printed
+    assert len(report.indices) == 40
     # the same samples for every checkpoint; a repeated checkpoint is the same result
-    distances = payload["samples"]
-    assert all(len(d["distance"]) == 40 for d in distances.values())
-    first, repeat = payload["rows"][0], payload["rows"][-1]
-    assert {k: v for k, v in first.items() if k != "checkpoint"} == {
-        k: v for k, v in repeat.items() if k != "checkpoint"
-    }
+    assert all(len(c.distances) == 40 for c in report.checkpoints)
+    first, repeat = report.checkpoints[0], report.checkpoints[-1]
+    assert first.epoch == repeat.epoch
+    np.testing.assert_array_equal(first.distances, repeat.distances)
     # each checkpoint against the next, recounted from the stored distances
     paired = pd.DataFrame(payload["paired"])
     assert len(paired) == (len(checkpoints) - 1) * 4
     assert "from each checkpoint to the next" in printed
+    by_label = {c["checkpoint"]: c["distances"] for c in payload["checkpoints"]}
     for record in payload["paired"]:
         d0, d1 = (
-            np.array([np.inf if v is None else v for v in distances[label]["distance"]])
+            np.array([np.inf if v is None else v for v in by_label[label]])
             for label in (record["from"], record["to"])
         )
         if record["at"] == "distance":
@@ -298,9 +294,8 @@ def test_cli_writes_json_csv_png_and_the_table_matches_the_json(run_dir, capsys)
             e = float(record["at"].removeprefix("eps="))
             up, down = ((d1 > e) & (d0 <= e)).sum(), ((d0 > e) & (d1 <= e)).sum()
         assert (record["more_robust"], record["less_robust"]) == (up, down)
-    lower = np.array(distances[levels[-1]]["lower_bound"], dtype=float)
-    upper = np.array(distances[levels[-1]]["distance"], dtype=float)
-    assert (lower <= upper).all()
+    last_level = next(c for c in report.checkpoints if c.checkpoint == levels[-1])
+    assert (last_level.lower_bounds <= last_level.distances).all()
     assert all(table["accuracy"] == 1.0)
 
 

@@ -5,9 +5,9 @@ import time
 import pytest
 import torch
 
-from marginlab.assemble import assemble
 from marginlab.config import validate
 from marginlab.measure.margins import trainable_parameters
+from marginlab.training.assembly import assemble
 from marginlab.training.attempt import evaluate_split, run_attempt
 from marginlab.training.speculation import Speculator, _Job
 

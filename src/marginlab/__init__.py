@@ -23,6 +23,9 @@ _LAZY = {
     "build_model": "marginlab.models",
     "load_dataset": "marginlab.data",
     "normalized_margin": "marginlab.measure.margins",
+    "kkt_along_training": "marginlab.results.kkt",
+    "attack_along_training": "marginlab.results.robustness",
+    "compare_reference": "marginlab.results.reference",
 }
 
 __all__ = ["LOSSES", "get_loss", "__version__", *_LAZY]

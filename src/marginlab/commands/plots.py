@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-# The figure kinds of marginlab.runs.plots.FIGURES (a test keeps them equal), spelled out so
+# The figure kinds of marginlab.plots.FIGURES (a test keeps them equal), spelled out so
 # that building the parser does not import matplotlib and torch for every command.
 FIGURE_KINDS = ("training", "loss", "margins", "norms", "lr", "kkt", "robustness", "boundary")
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from marginlab.runs.plots import plot
+    from marginlab.report import plot
 
     out = args.out or Path(args.run_dirs[0]) / f"{args.what}.png"
     try:
@@ -24,7 +24,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from marginlab.runs.report import write_report
+    from marginlab.report import write_report
 
     print(write_report(args.run_dirs, args.out))
     return 0

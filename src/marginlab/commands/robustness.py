@@ -1,12 +1,18 @@
-"""``marginlab attack``: robust accuracy of a run's checkpoints (Lyu & Li Fig 8)."""
+"""``marginlab attack``: robust accuracy of a run's checkpoints (Lyu & Li Fig 8).
+
+A thin wrapper: :func:`marginlab.results.robustness.attack_along_training` computes the
+report; this prints it, saves it into the run and draws its figure.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import yaml
+
+from marginlab.commands.diagnose import checkpoint_arg
+from marginlab.runs.checkpoint_spec import CheckpointSpec
 
 
 def _floats(text: str) -> list[float]:
@@ -16,6 +22,13 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers such as 0.1,0.5,1, got {text!r}"
         ) from None
+
+
+def _checkpoints(text: str) -> list[CheckpointSpec]:
+    specs = [checkpoint_arg(part.strip()) for part in text.split(",") if part.strip()]
+    if not specs:
+        raise argparse.ArgumentTypeError("give at least one checkpoint, e.g. 1e-10,last")
+    return specs
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -28,12 +41,15 @@ def _option(text: str) -> tuple[str, object]:
 def _attack(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from marginlab.measure.robustness import ATTACKS, result_paths, robustness_along_training
+    from marginlab.report import robustness_figure
+    from marginlab.results.robustness import attack_along_training
+    from marginlab.runs.run import load_run
 
+    run = load_run(args.run_dir)
     try:
-        table = robustness_along_training(
-            args.run_dir,
-            [part.strip() for part in args.checkpoints.split(",") if part.strip()],
+        report = attack_along_training(
+            run,
+            args.checkpoints,
             split=args.split,
             n=args.n,
             seed=args.seed,
@@ -47,18 +63,18 @@ def _attack(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"marginlab: error: {error}", file=sys.stderr)
         return 2
-    attack = args.attack or ATTACKS[args.norm][0]
-    paths = result_paths(args.run_dir, args.norm, attack, args.split)
+    paired = report.paired()
     # the comparisons where some sample moved; the JSON keeps them all
-    paired = json.loads(paths["json"].read_text())["paired"]
-    moved = [row for row in paired if row["more_robust"] + row["less_robust"]]
+    moved = paired[paired["more_robust"] + paired["less_robust"] > 0]
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if moved:
+        print(report.table().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(moved):
             print("\nfrom each checkpoint to the next, the same samples (exact sign test):")
-            print(pd.DataFrame(moved).to_string(index=False, float_format=lambda v: f"{v:.2g}"))
-    for path in paths.values():
-        print(f"wrote {path}")
+            print(moved.to_string(index=False, float_format=lambda v: f"{v:.2g}"))
+    path = report.save(run)
+    figure = robustness_figure(run, report, path.with_suffix(".png"))
+    for written in (path, path.with_suffix(".csv"), figure):
+        print(f"wrote {written}")
     return 0
 
 
@@ -72,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     attack.add_argument("run_dir")
     attack.add_argument(
         "--checkpoints",
+        type=_checkpoints,
         default="1e-10,1e-20,last",
         help="comma-separated: loss levels (1e-20: first checkpoint below it), epochs, or "
         "'last' (default 1e-10,1e-20,last)",
@@ -79,9 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     attack.add_argument("--norm", choices=["l2", "linf"], default="l2")
     attack.add_argument(
         "--attack",
-        choices=["cw", "deepfool", "fmn", "pgd", "best"],
         help="l2: cw (default), deepfool, fmn; linf: pgd (default), fmn; best: all of the "
-        "norm's attacks, keeping each sample's closest example",
+        "norm's attacks, keeping each sample's closest example; or any registered attack",
     )
     attack.add_argument("--split", choices=["train", "test"], default="train")
     attack.add_argument("--n", type=int, default=2000, help="samples (default 2000)")
@@ -100,6 +116,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an attack option, e.g. steps=1000, or cw.steps=1000 with --attack best "
-        "(repeatable; see ATTACK_OPTIONS)",
+        "(repeatable; each attack's options are ATTACKS[name].options)",
     )
     attack.set_defaults(func=_attack)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marginlab.config import ConfigError, RunConfig, apply_overrides, load_config_file, validate
 from marginlab.experiments.presets import PRESETS, preset
+
+if TYPE_CHECKING:
+    from marginlab.runs.checkpoint_spec import CheckpointSpec
 
 
 def load_spec(spec: str) -> dict:
@@ -23,18 +27,18 @@ def load_spec(spec: str) -> dict:
     )
 
 
-def _checkpoint_spec(text: str) -> str | int:
-    from marginlab.runs.store import CheckpointNotFoundError, parse_checkpoint_spec
+def _checkpoint_spec(text: str) -> CheckpointSpec:
+    from marginlab.runs.checkpoint_spec import CheckpointSpecError, parse_checkpoint
 
     try:
-        return parse_checkpoint_spec(text)
-    except CheckpointNotFoundError as error:
+        return parse_checkpoint(text)
+    except CheckpointSpecError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _plot_training(path: Path) -> Path:
     """Draw the finished run's curves; a figure that cannot be written is said so."""
-    from marginlab.runs.plots import plot_training
+    from marginlab.report import plot_training
     from marginlab.runs.store import RunWriteError
 
     try:

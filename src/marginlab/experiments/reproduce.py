@@ -21,7 +21,7 @@ from types import ModuleType
 import marginlab
 from marginlab.experiments.claims import SCALES, Claim, ClaimSpec, counts, write_claims
 from marginlab.experiments.study import FigureFile, Study
-from marginlab.runs.report import html_page, image_tag
+from marginlab.report import html_page, image_tag
 
 # key -> (citation, module under marginlab.experiments.papers)
 PAPERS: dict[str, tuple[str, str]] = {
@@ -293,7 +293,7 @@ def _png_width_inches(path: Path) -> float:
     from several writers and dpi settings)."""
     from PIL import Image
 
-    from marginlab.runs.plots import RASTER_DPI
+    from marginlab.plots import RASTER_DPI
 
     with Image.open(path) as image:
         return image.width / image.info.get("dpi", (RASTER_DPI,))[0]

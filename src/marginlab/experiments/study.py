@@ -213,7 +213,7 @@ class Study:
         """Write ``fig`` as ``out/figures/NAME.png`` and list it in the report."""
         import matplotlib.pyplot as plt
 
-        from marginlab.runs.plots import save
+        from marginlab.plots import save
 
         path = save(fig, self.out / "figures" / f"{name}.png")
         plt.close(fig)

@@ -100,6 +100,11 @@ class Certificate:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> Certificate:
+        """The certificate of :meth:`to_dict` (after a JSON round trip)."""
+        return cls(**{**raw, "constraints": [tuple(c) for c in raw["constraints"]]})
+
 
 @dataclass(frozen=True)
 class KKTResult:
@@ -154,6 +159,25 @@ class KKTResult:
         out["certificates"] = [c.to_dict() for c in self.certificates]
         out["loss_weights"] = self.loss_weights.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> KKTResult:
+        """The result of :meth:`to_dict` (after a JSON round trip); other keys are ignored.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 1, bias=False).double()
+        >>> _ = model.weight.data.copy_(torch.tensor([[1.0, 0.0]]))
+        >>> x = torch.tensor([[1.0, 0.0], [-1.0, 0.5]], dtype=torch.float64)
+        >>> result = kkt_certificates(model, x, torch.tensor([1, 0]), "logistic", order=1.0)
+        >>> KKTResult.from_dict(result.to_dict()) == result
+        True
+        """
+        fields = {name: raw[name] for name in cls.__dataclass_fields__}
+        fields["loss_weights"] = Certificate.from_dict(raw["loss_weights"])
+        fields["certificates"] = tuple(Certificate.from_dict(c) for c in raw["certificates"])
+        return cls(**fields)
 
 
 def _constraint_margin(out: torch.Tensor, y: torch.Tensor, col: torch.Tensor) -> torch.Tensor:

@@ -8,16 +8,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from marginlab.assemble import build_data, build_network
+from marginlab.build import build_data, build_network
 from marginlab.config import ConfigError, RunConfig, validate
 from marginlab.data import Dataset
-from marginlab.runs.store import (
-    Checkpoint,
-    RunDirectoryError,
-    RunStore,
-    load_weights,
-    select_checkpoint,
-)
+from marginlab.runs.checkpoint_spec import CheckpointSpec, select_checkpoint
+from marginlab.runs.store import Checkpoint, RunDirectoryError, RunStore, load_weights
 
 __all__ = ["Checkpoint", "Run", "load_run"]
 
@@ -66,17 +61,25 @@ class Run:
         index, not from the weights."""
         return self.store.kept_checkpoints()
 
-    def checkpoint(self, which: str | int | float = "last") -> Checkpoint:
+    def checkpoint(self, which: str | int | float | CheckpointSpec = "last") -> Checkpoint:
         """Select a checkpoint: ``"last"``, an epoch (int), or a loss level (``1e-20`` or the
-        text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it)."""
+        text ``"1e-882"``: the first kept checkpoint whose mean training loss is below it).
+
+        The spec is read by :func:`~marginlab.runs.checkpoint_spec.parse_checkpoint`, as
+        every command reads it."""
         # A damaged latest file stands in the way of "last" only.
-        kept = self.store.kept_checkpoints(with_latest=which == "last")
+        kept = self.store.kept_checkpoints(with_latest=str(which) == "last")
         return select_checkpoint(kept, which, self.path)
 
-    def load_model(self, checkpoint: str | int | float = "last", device: str = "cpu") -> nn.Module:
-        """Rebuild the network and load a checkpoint's weights (see :meth:`checkpoint`)."""
+    def load_model(
+        self,
+        checkpoint: str | int | float | CheckpointSpec | Checkpoint = "last",
+        device: str = "cpu",
+    ) -> nn.Module:
+        """Rebuild the network and load a checkpoint's weights (a :class:`Checkpoint` of
+        :attr:`checkpoints`, or a spec as for :meth:`checkpoint`)."""
         config = self._config()
-        chosen = self.checkpoint(checkpoint)
+        chosen = checkpoint if isinstance(checkpoint, Checkpoint) else self.checkpoint(checkpoint)
         model = build_network(config, self._dataset(device), device=device)
         tensors, _ = self.store.load_checkpoint(chosen.path.name, chosen.sha256)
         load_weights(model, tensors, chosen.path)

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,10 @@ from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from marginlab.errors import UserError
+from marginlab.runs.checkpoint_spec import (
+    CheckpointSpec,
+    select_checkpoint,
+)
 
 CHECKPOINT_FORMAT = "marginlab-checkpoint-1"
 LATEST = "latest.safetensors"
@@ -65,13 +68,6 @@ class RunLockedError(RunDirectoryError):
 
 class RunWriteError(RunDirectoryError):
     """A file of the run directory could not be written (disk full, quota, permissions)."""
-
-
-class CheckpointNotFoundError(RunDirectoryError, KeyError):
-    """No kept checkpoint matches the one asked for."""
-
-    def __str__(self) -> str:  # KeyError would print the message quoted
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -237,73 +233,6 @@ def checkpoint_digest(tensors: dict[str, torch.Tensor], state_text: str) -> str:
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # read in place, no copy
     digest.update(state_text.encode("utf-8"))
     return digest.hexdigest()
-
-
-def parse_checkpoint_spec(text: str) -> str | int:
-    """Read ``last``, an epoch (``1200``) or a loss level (``1e-20``, kept as text so that
-    levels below float64 such as ``1e-882`` stay exact).
-
-    Examples
-    --------
-    >>> parse_checkpoint_spec("last"), parse_checkpoint_spec("40"), parse_checkpoint_spec("1e-882")
-    ('last', 40, '1e-882')
-    """
-    text = text.strip()
-    if text == "last":
-        return text
-    if text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
-        return int(text)
-    try:
-        level = Decimal(text)
-    except InvalidOperation:
-        level = None
-    if level is None or not level.is_finite() or level <= 0:
-        raise CheckpointNotFoundError(
-            f"checkpoint {text!r}: expected last, an epoch such as 1200, or a positive loss "
-            "level such as 1e-20"
-        )
-    return text
-
-
-def select_checkpoint(kept: list[Checkpoint], which: str | int | float, where: Path) -> Checkpoint:
-    """Pick from ``kept`` (ordered by epoch): ``"last"``, an epoch (int), or a loss level
-    (``1e-20`` or the text ``"1e-882"``: the first whose mean training loss is below it).
-
-    Examples
-    --------
-    >>> kept = [Checkpoint(0, -0.3, Path("a"), "init"), Checkpoint(9, -21.0, Path("b"), "last")]
-    >>> [select_checkpoint(kept, w, Path(".")).epoch for w in ("last", 0, "1e-20")]
-    [9, 0, 9]
-    """
-    if not kept:
-        raise CheckpointNotFoundError(f"{where}: the run has no checkpoints")
-    if which == "last":
-        return kept[-1]
-    if isinstance(which, int) and not isinstance(which, bool):
-        for checkpoint in kept:
-            if checkpoint.epoch == which:
-                return checkpoint
-        epochs = sorted({c.epoch for c in kept})
-        raise CheckpointNotFoundError(
-            f"checkpoint: no checkpoint at epoch {which}; kept epochs: {epochs}"
-        )
-    if isinstance(which, str):
-        which = parse_checkpoint_spec(which)
-        if which == "last" or isinstance(which, int):
-            return select_checkpoint(kept, which, where)
-    # Decimal parses "1e-882" exactly; a float would underflow below 1e-308.
-    try:
-        level = float(Decimal(str(which)).log10())
-    except (InvalidOperation, ValueError):
-        raise CheckpointNotFoundError(
-            f"checkpoint {which!r}: expected last, an epoch, or a positive loss level"
-        ) from None
-    for checkpoint in kept:
-        if checkpoint.log10_loss_mean is not None and checkpoint.log10_loss_mean < level:
-            return checkpoint
-    raise CheckpointNotFoundError(
-        f"checkpoint: the training loss never fell below {which} in kept checkpoints"
-    )
 
 
 def no_link(path: str | os.PathLike) -> Path:
@@ -718,7 +647,9 @@ class RunStore:
         )
         return Survey(intact, problems)
 
-    def rewind(self, which: str | int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    def rewind(
+        self, which: str | int | CheckpointSpec | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict]:
         """Make the run continue from a checkpoint; return its weights and training state.
 
         ``which`` None: the latest state, provided nothing is damaged; otherwise the error

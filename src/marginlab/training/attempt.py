@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from marginlab.assemble import Assembly
 from marginlab.measure.gradient import evaluation_and_grad, log_loss_and_grad
 from marginlab.measure.margins import Evaluation, evaluate
 from marginlab.numerics import logaddexp
+from marginlab.training.assembly import Assembly
 from marginlab.training.distributed import DataParallel
 from marginlab.training.schedules import ScheduleState
 
@@ -115,7 +115,7 @@ def run_attempt(
     Examples
     --------
     >>> import torch
-    >>> from marginlab.assemble import assemble
+    >>> from marginlab.training.assembly import assemble
     >>> from marginlab.config import validate
     >>> from marginlab.measure.margins import trainable_parameters
     >>> parts = assemble(validate({"data": {"name": "digits", "n_train": 100},

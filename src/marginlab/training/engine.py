@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from marginlab.assemble import Assembly, assemble
 from marginlab.config import ConfigError, ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
 from marginlab.numerics import LN10, logaddexp
+from marginlab.runs.checkpoint_spec import parse_checkpoint
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
 from marginlab.runs.store import (
@@ -37,9 +37,9 @@ from marginlab.runs.store import (
     RunStore,
     RunWriteError,
     load_weights,
-    parse_checkpoint_spec,
 )
 from marginlab.runs.tensorboard import TensorBoardWriter
+from marginlab.training.assembly import Assembly, assemble
 from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import ScheduleState, TrainingStopped
@@ -627,7 +627,7 @@ def resume(
                 "to change what is trained, start a new run with `marginlab run`"
             )
     config = validate(apply_overrides(raw, overrides))
-    which = None if from_checkpoint is None else parse_checkpoint_spec(str(from_checkpoint))
+    which = None if from_checkpoint is None else parse_checkpoint(from_checkpoint)
     with store.writer():
         parts = assemble(config, data_dir or store.data_dir())
         parallel = _distribute(parts)

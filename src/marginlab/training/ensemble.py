@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
-from marginlab.assemble import assemble
 from marginlab.config import ConfigError, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, pairwise_margins
 from marginlab.runs.environment import environment
 from marginlab.runs.store import RunStore
+from marginlab.training.assembly import assemble
 from marginlab.training.attempt import Attempt
 
 # The engine's loop, driven here for several runs at once.

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from marginlab.assemble import Assembly
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
+from marginlab.training.assembly import Assembly
 from marginlab.training.attempt import Attempt, Cancelled, run_attempt
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 
@@ -117,7 +117,7 @@ class Speculator:
 
     Examples
     --------
-    >>> from marginlab.assemble import assemble
+    >>> from marginlab.training.assembly import assemble
     >>> from marginlab.config import validate
     >>> parts = assemble(validate({"data": {"name": "digits", "n_train": 100},
     ...     "model": {"kind": "mlp", "hidden": [16]}, "train": {"batch_size": 20}}))

@@ -1273,7 +1273,7 @@ def reproduce(study: Study) -> None:
 def _figure_phases(study: Study, measured: dict, five: dict) -> None:
     import matplotlib.pyplot as plt
 
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     columns = len(measured) + 1
     fig, axes = plt.subplots(2, columns, figsize=(4.6 * columns, 6.5), squeeze=False)
@@ -1284,7 +1284,7 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
         large = int(np.argmax(eta))
         best = int(np.argmin(np.abs(eta - float(m["reference_eta"]))))
         c = float(m["curvature"])
-        for j, color in ((large, RUN_COLORS[2]), (best, RUN_COLORS[1])):
+        for j, color in ((large, COLORS[2]), (best, COLORS[1])):
             steps = np.arange(len(log_loss))
             label = f"eta C = {eta[j] * c:g}" + (" (best monotone)" if j == best else "")
             top.plot(steps, log_loss[:, j] / math.log(10), color=color, lw=1.0, label=label)
@@ -1305,7 +1305,7 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
     top.plot(
         steps,
         five["log_loss"] / math.log(10),
-        color=RUN_COLORS[1],
+        color=COLORS[1],
         lw=1.0,
         label=f"eta = {FIVE_POINT_ETA:g}",
     )
@@ -1313,7 +1313,7 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
     top.plot(
         large_steps,
         five["large_log_loss"] / math.log(10),
-        color=RUN_COLORS[2],
+        color=COLORS[2],
         lw=1.0,
         label=f"eta = {FIVE_POINT_LARGE_ETA:g}",
     )
@@ -1323,7 +1323,7 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
     bottom.plot(steps, gamma, color="k", lw=1.2, label="network")
     neurons = np.asarray(five["neuron_margins"], dtype=float)
     for j in range(neurons.shape[1]):
-        bottom.plot(steps, neurons[:, j], lw=1.0, color=RUN_COLORS[3 + j], label=f"neuron {j + 1}")
+        bottom.plot(steps, neurons[:, j], lw=1.0, color=COLORS[3 + j], label=f"neuron {j + 1}")
     bottom.axhline(0.0, color="0.6", lw=0.6)
     top.set_title("5-point set (Fig. 4), m = 2, W_0 = 0")
     top.legend(fontsize=7)
@@ -1348,7 +1348,7 @@ def _figure_phases(study: Study, measured: dict, five: dict) -> None:
 
 def _threshold_panel(ax, name: str, m: dict) -> None:
     """L_c(eta) from the restarts, the fitted points, 1/eta and the descent level."""
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     c = float(m["curvature"])
     eta = np.asarray(m["restart_eta"], dtype=float)
@@ -1363,7 +1363,7 @@ def _threshold_panel(ax, name: str, m: dict) -> None:
         np.exp(found[:, 1]),
         "o",
         mfc="none",
-        color=RUN_COLORS[0],
+        color=COLORS[0],
         label="L_c(eta): restarts stable below",
     )
     if len(fitted):
@@ -1371,12 +1371,12 @@ def _threshold_panel(ax, name: str, m: dict) -> None:
             fitted[:, 0] * c,
             np.exp(fitted[:, 1]),
             "o",
-            color=RUN_COLORS[0],
+            color=COLORS[0],
             label="fitted (L_c <= ln 2 / n)",
         )
         anchor = float(np.exp(np.median(fitted[:, 1] + np.log(fitted[:, 0]))))
         ax.plot(eta * c, anchor / eta, ":", color="0.4", label="c / eta")
-    ax.plot(eta * c, 1.0 / (eta * c), "--", color=RUN_COLORS[2], label="descent level 1/(eta C)")
+    ax.plot(eta * c, 1.0 / (eta * c), "--", color=COLORS[2], label="descent level 1/(eta C)")
     ax.axhline(math.log(2.0) / float(m["n"]), color="0.6", lw=0.6, label="ln 2 / n")
     ax.set(
         xscale="log",
@@ -1392,7 +1392,7 @@ def _figure_rates(study: Study, measured: dict) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     rows = len(measured)
     fig, axes = plt.subplots(rows, 3, figsize=(14, 3.8 * rows), squeeze=False)
@@ -1419,7 +1419,7 @@ def _figure_rates(study: Study, measured: dict) -> None:
             middle.plot(
                 e * t,
                 np.exp(log_loss[1:, j]),
-                color=RUN_COLORS[j % len(RUN_COLORS)],
+                color=COLORS[j % len(COLORS)],
                 lw=1.0,
                 label=f"eta C = {e * c:g}",
             )
@@ -1436,12 +1436,12 @@ def _figure_rates(study: Study, measured: dict) -> None:
         reference = np.asarray(m["reference_log_loss"], dtype=float)
         inside = steps < len(reference)
         final = np.exp(np.asarray(m["budget_log_loss"], dtype=float))
-        right.plot(steps, final, "o-", color=RUN_COLORS[2], label="eta C = T/4")
+        right.plot(steps, final, "o-", color=COLORS[2], label="eta C = T/4")
         right.plot(
             steps[inside],
             np.exp(reference[steps[inside].astype(int)]),
             "s-",
-            color=RUN_COLORS[1],
+            color=COLORS[1],
             label="best monotone step",
         )
         right.plot(steps, final[0] * (steps[0] / steps) ** 2, ":", color="0.4", label="c / T^2")
@@ -1468,10 +1468,10 @@ def _figure_rates(study: Study, measured: dict) -> None:
 def _figure_fig1(study: Study, m: dict) -> None:
     import matplotlib.pyplot as plt
 
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for label, color in (("large", RUN_COLORS[2]), ("small", RUN_COLORS[1])):
+    for label, color in (("large", COLORS[2]), ("small", COLORS[1])):
         log_loss = np.atleast_2d(np.asarray(m[f"{label}_log_loss"], dtype=float).T).T
         q = np.atleast_2d(np.asarray(m[f"{label}_q_min"], dtype=float).T).T
         norm = np.atleast_2d(np.asarray(m[f"{label}_norm"], dtype=float).T).T

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,7 +45,7 @@ from marginlab.measure.references.rkhs import (
     kernel_svm,
 )
 from marginlab.models.two_layer import TwoLayer
-from marginlab.runs.plots import plot_boundary
+from marginlab.plots import plot_boundary
 
 PAPER_STEPSIZE = 0.5  # the notebook's ``stepsize``
 PAPER_K = 3  # clusters per axis
@@ -325,42 +324,14 @@ class _Plane(torch.nn.Module):
         return self.model(torch.cat([ones, x], dim=1))
 
 
-@dataclass
-class _PlaneView:
-    """What :func:`~marginlab.runs.plots.plot_boundary` reads of a run, for a d = 3 net."""
-
-    model: TwoLayer
-    x: torch.Tensor
-    y: torch.Tensor
-    name: str
-    epoch: int
-
-    @property
-    def config(self) -> dict:
-        return {"name": self.name}
-
-    @property
-    def path(self) -> Path:
-        return Path(self.name)
-
-    def load_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[:, 1:3], self.y
-
-    def checkpoint(self, which: object = "last") -> _PlaneView:
-        return self
-
-    def load_model(self, which: object = "last") -> torch.nn.Module:
-        return _Plane(self.model)
-
-
 def boundary_figure(nets: dict[str, TwoNet], x: torch.Tensor, y: torch.Tensor) -> Figure:
     """Side-by-side decision boundaries of replica 0 of each net (inputs ``(1, x1, x2)``)."""
     fig = Figure(figsize=(5.5 * len(nets), 4.5), layout="constrained")
     for ax, (name, net) in zip(
         fig.subplots(1, len(nets), squeeze=False)[0], nets.items(), strict=True
     ):
-        view = _PlaneView(net.model(0), x, y, name, len(net.margins))
-        plot_boundary(ax, view)  # type: ignore[arg-type]
+        title = f"{name}, epoch {len(net.margins)}"
+        plot_boundary(ax, _Plane(net.model(0)), x[:, 1:3], y, title=title)
     return fig
 
 

@@ -27,7 +27,6 @@ test suite feeds every criterion data that a false statement would produce.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -788,7 +787,7 @@ def _cnn_claims(study: Study, setting: Setting, based: Run, const: Run) -> None:
     )
     study.judge("alpha-range", alpha=based.metrics["alpha"].to_numpy(float))
 
-    from marginlab.runs.plots import figure
+    from marginlab.report import figure
 
     study.save_figure(
         "cnn-training",
@@ -811,10 +810,14 @@ def _full_scale_values(study: Study, based: Run, const: Run) -> None:
 
 
 def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
-    from marginlab.measure.robustness import result_paths, robustness_along_training
+    from marginlab.report import robustness_figure
+    from marginlab.results.robustness import RobustnessReport, attack_along_training
 
-    def measure() -> dict:
-        table = robustness_along_training(
+    path = based.path / f"robustness-l2-{setting.attack}-train.json"
+    report = RobustnessReport.load(path) if path.exists() else None
+    levels = [c.checkpoint for c in report.checkpoints] if report else None
+    if report is None or levels != list(setting.robust_levels):
+        report = attack_along_training(
             based,
             setting.robust_levels,
             split="train",
@@ -822,35 +825,21 @@ def _robustness_claim(study: Study, setting: Setting, based: Run) -> None:
             attack=setting.attack,
             progress=False,
         )
-        saved = json.loads(
-            result_paths(based.path, "l2", setting.attack, "train")["json"].read_text()
-        )
-        # "last" is the final level when the run stops there: keep each epoch once
-        kept = table.drop_duplicates("epoch")["checkpoint"].tolist()
-        return {
-            "checkpoints": kept,
-            "distances": [
-                [np.inf if d is None else d for d in saved["samples"][c]["distance"]] for c in kept
-            ],
-        }
-
-    measured = study.measured(
-        "cnn-robustness",
-        {"levels": setting.robust_levels, "n": setting.robust_n, "attack": setting.attack},
-        measure,
-    )
+        path = report.save(based)
+    # "last" is the final level when the run stops there: each epoch once
+    kept = [c for i, c in enumerate(report.checkpoints) if c.epoch not in
+            {earlier.epoch for earlier in report.checkpoints[:i]}]  # fmt: skip
     study.judge(
         "robustness-grows",
-        checkpoints=list(measured["checkpoints"]),
-        distances=measured["distances"],
+        checkpoints=[c.checkpoint for c in kept],
+        distances=[c.distances for c in kept],
     )
-    png = result_paths(based.path, "l2", setting.attack, "train")["png"]
-    if png.exists():
-        study.add_figure(
-            png,
-            "Robust accuracy against L2 epsilon on training images, one curve per checkpoint "
-            "(Fig 8, top row).",
-        )
+    png = robustness_figure(based, report, path.with_suffix(".png"))
+    study.add_figure(
+        png,
+        "Robust accuracy against L2 epsilon on training images, one curve per checkpoint "
+        "(Fig 8, top row).",
+    )
 
 
 def _biased_claims(study: Study, setting: Setting, epochs: int) -> None:

@@ -869,7 +869,7 @@ def reproduce(study: Study) -> None:
 def _figure_fig1(study: Study, toy: dict, mnist: dict | None) -> None:
     import matplotlib.pyplot as plt
 
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     panels = [("four-point set", toy)] + ([("MNIST 0 vs 8", mnist)] if mnist is not None else [])
     fig, axes = plt.subplots(2, len(panels), figsize=(4.8 * len(panels), 6.4), squeeze=False)
@@ -878,7 +878,7 @@ def _figure_fig1(study: Study, toy: dict, mnist: dict | None) -> None:
         t = np.asarray(runs["t"], dtype=float)
         shown = t > 0
         for j, eta in enumerate(np.asarray(runs["eta"], dtype=float)):
-            color = RUN_COLORS[j % len(RUN_COLORS)]
+            color = COLORS[j % len(COLORS)]
             loss = np.exp(_columns(runs["log_loss"])[:, j])
             label = f"eta = {eta:g}"
             top.plot(t[shown], loss[shown], color=color, lw=1.0, label=label)
@@ -904,7 +904,7 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    from marginlab.runs.plots import RUN_COLORS
+    from marginlab.plots.style import COLORS
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 3.8))
     eta = np.asarray(theorems["eta"], dtype=float)
@@ -912,7 +912,7 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
     toy = [j for j, d in enumerate(theorems["data"]) if d.startswith("toy")]
     steps = np.arange(len(log_loss))
     for i, j in enumerate(toy):
-        color = RUN_COLORS[i % len(RUN_COLORS)]
+        color = COLORS[i % len(COLORS)]
         left.plot(
             steps[1:],
             eta[j] * np.exp(log_loss[1:, j]),
@@ -936,8 +936,8 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
     steps_b = np.asarray(rates["steps"], dtype=float)
     final = np.exp(np.asarray(rates["log_loss"], dtype=float))
     bound = [budget_bound(float(rates["gamma"]), s) for s in steps_b]
-    middle.plot(steps_b, final, "o-", color=RUN_COLORS[0], label="L(w_T), eta = gamma^2 T/120")
-    middle.plot(steps_b, bound, "--", color=RUN_COLORS[2], label="corollary's bound")
+    middle.plot(steps_b, final, "o-", color=COLORS[0], label="L(w_T), eta = gamma^2 T/120")
+    middle.plot(steps_b, bound, "--", color=COLORS[2], label="corollary's bound")
     middle.plot(steps_b, final[0] * (steps_b[0] / steps_b) ** 2, ":", color="0.4", label="c / T^2")
     middle.set(xscale="log", yscale="log", xlabel="budget T", title="budget corollary")
     middle.xaxis.set_minor_formatter(NullFormatter())
@@ -954,7 +954,7 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
         right.plot(
             t[shown],
             np.exp(ll[shown, best]),
-            color=RUN_COLORS[0],
+            color=COLORS[0],
             label=f"best monotone, eta = {eta_l[best]:g}",
         )
         anchor = float(np.exp(ll[-1, best]) * t[-1])
@@ -963,7 +963,7 @@ def _figure_theorems(study: Study, theorems: dict, rates: dict, lower: dict) -> 
     right.plot(
         t[shown],
         np.exp(ll[shown, top]),
-        color=RUN_COLORS[2],
+        color=COLORS[2],
         lw=0.8,
         label=f"eta = {eta_l[top]:g} (oscillates)",
     )

@@ -1,0 +1,80 @@
+"""The data, network and device a validated config names.
+
+Training (:mod:`marginlab.training.assembly`) and :class:`marginlab.runs.run.Run` both
+build through here, so a finished run rebuilds exactly the model and data it was trained
+with.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from marginlab.config import ConfigError, RunConfig
+from marginlab.data import Dataset, load_dataset
+from marginlab.models import build_model
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto`` to CUDA when present, else CPU; refuse ``cuda`` without a GPU.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA device is available; use cpu")
+    return torch.device(name)
+
+
+def build_data(
+    config: RunConfig, data_dir: str | os.PathLike | None = None, device: str = "cpu"
+) -> Dataset:
+    """Load the run's data set, on ``device`` in the run's dtype."""
+    data = config.data
+    try:
+        dataset = load_dataset(
+            data.name,
+            data_dir=data_dir,
+            classes=data.classes,
+            n_train=data.n_train,
+            n_test=data.n_test,
+            subset=data.subset,
+            seed=config.seed,
+            **data.params,
+        )
+    except ValueError as error:
+        raise ConfigError(f"data: {error}") from None
+    return dataset.to(device=device, dtype=DTYPES[config.dtype])
+
+
+def build_network(config: RunConfig, dataset: Dataset, device: str = "cpu") -> nn.Module:
+    """Build the run's model for ``dataset`` and check that its outputs fit the labels."""
+    spec = {"seed": config.seed, **config.model}
+    n_outputs = (
+        1 if dataset.n_classes == 2 and config.loss != "cross_entropy" else dataset.n_classes
+    )
+    try:
+        model = build_model(spec, input_shape=tuple(dataset.input_shape), n_outputs=n_outputs)
+    except (TypeError, ValueError) as error:  # every value here comes from the user's spec
+        raise ConfigError(f"model: {error}") from None
+    except (MemoryError, RuntimeError) as error:  # torch: too large to allocate
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ConfigError(f"model: the network cannot be built ({first})") from None
+    model = model.to(device=device, dtype=DTYPES[config.dtype])
+    with torch.no_grad():
+        width = model(dataset.x_train[:2]).shape[1]
+    if width not in (n_outputs, dataset.n_classes) or (width == 1 and dataset.n_classes != 2):
+        raise ConfigError(
+            f"model: the network has {width} outputs but the data has {dataset.n_classes} "
+            f"classes; make the last layer {dataset.n_classes} wide"
+            + (" (or 1 for a binary logistic/exponential model)" if dataset.n_classes == 2 else "")
+        )
+    return model

@@ -1,0 +1,313 @@
+"""KKT certificates along a run's checkpoints: :func:`kkt_along_training` and its record.
+
+``marginlab kkt RUN --checkpoint all`` prints a :class:`KKTTable` and writes it as
+``kkt.json``; the plots and the HTML report read that file through :meth:`KKTTable.load`
+and nothing else. The certificates themselves are :func:`marginlab.measure.kkt.kkt_certificates`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from marginlab.measure.kkt import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_TAUS,
+    KKT_OBSERVER_KEYS,
+    KKTResult,
+    kkt_certificates,
+)
+from marginlab.results.record import Record, finite_or_none
+from marginlab.runs.checkpoint_spec import CheckpointSpec
+from marginlab.runs.run import Checkpoint, Run, load_run
+
+ALL = "all"
+LOSS_WEIGHTS = "loss weights"
+LONG_COLUMNS = ["epoch", "log10_loss", "certificate", "tau", "eps_rel", "delta", "n_active"]
+
+
+@dataclass(frozen=True)
+class KKTRow:
+    """The certificates of one checkpoint, or why there are none.
+
+    Attributes
+    ----------
+    epoch : int
+    reason : str
+        Why the checkpoint was kept (``init``, ``loss<1e-20``, ``last``).
+    log10_loss : float or None
+        log10 of the mean training loss at the checkpoint.
+    result : KKTResult or None
+        The certificates; None when they could not be computed.
+    error : str or None
+        Why not (e.g. the model does not fit the training set yet).
+    """
+
+    epoch: int
+    reason: str
+    log10_loss: float | None
+    result: KKTResult | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How a quantity moved across checkpoints: its values in training order."""
+
+    quantity: str
+    values: tuple[float, ...]
+
+    @property
+    def falls(self) -> int:
+        """At how many steps from one checkpoint to the next it fell."""
+        return sum(b < a for a, b in zip(self.values, self.values[1:], strict=False))
+
+    def __str__(self) -> str:
+        first, last, steps = self.values[0], self.values[-1], len(self.values) - 1
+        return f"{first:.3e} -> {last:.3e} (fell at {self.falls} of {steps})"
+
+
+@dataclass(frozen=True)
+class KKTTable(Record):
+    """KKT certificates of a run's checkpoints (Lyu & Li 2020, B7), in training order.
+
+    Attributes
+    ----------
+    taus : tuple of float
+        The activity tolerances of the best certificates.
+    rows : tuple of KKTRow
+        One per checkpoint.
+
+    Examples
+    --------
+    >>> table = KKTTable(taus=(0.1,), rows=(KKTRow(3, "last", -2.0, error="q_min <= 0"),))
+    >>> KKTTable.from_json(table.to_json()) == table
+    True
+    """
+
+    taus: tuple[float, ...]
+    rows: tuple[KKTRow, ...]
+
+    FORMAT = "marginlab.kkt"
+    VERSION = 2
+    REGENERATE = "marginlab kkt RUN_DIR --checkpoint all"
+    FILE = "kkt.json"
+
+    @property
+    def file_name(self) -> str:
+        return self.FILE
+
+    @classmethod
+    def find(cls, run: Run) -> KKTTable | None:
+        """The run's ``kkt.json``, or None when ``marginlab kkt`` has not been run."""
+        path = run.path / cls.FILE
+        return cls.load(path) if path.exists() else None
+
+    def long_table(self) -> pd.DataFrame:
+        """One row per checkpoint and certificate: ``epoch``, ``log10_loss``,
+        ``certificate`` (``loss weights`` or ``tau=<tau>``), ``tau``, ``eps_rel``, ``delta``
+        and ``n_active``; checkpoints without certificates are left out.
+
+        Examples
+        --------
+        >>> KKTTable(taus=(0.1,), rows=()).long_table().columns.tolist()
+        ['epoch', 'log10_loss', 'certificate', 'tau', 'eps_rel', 'delta', 'n_active']
+        """
+        records = []
+        for row in self.rows:
+            if row.result is None:
+                continue
+            certificates = [(LOSS_WEIGHTS, row.result.loss_weights)]
+            certificates += [(f"tau={c.tau:g}", c) for c in row.result.certificates]
+            for name, cert in certificates:
+                records.append(
+                    {
+                        "epoch": row.epoch,
+                        "log10_loss": row.log10_loss,
+                        "certificate": name,
+                        "tau": cert.tau,
+                        "eps_rel": cert.eps_rel,
+                        "delta": cert.delta,
+                        "n_active": cert.n_active,
+                    }
+                )
+        return pd.DataFrame(records, columns=LONG_COLUMNS)
+
+    def trend(self, minimum: int = 3) -> list[Trend]:
+        """How ``1 - beta`` and each certificate's ``eps_rel`` and ``delta`` moved, over
+        the checkpoints with certificates (a repeated epoch counts once); empty below
+        ``minimum`` checkpoints."""
+        measured = [row for row in self.rows if row.result is not None]
+        measured = [r for i, r in enumerate(measured) if i == 0 or r.epoch != measured[i - 1].epoch]
+        if len(measured) < minimum:
+            return []
+        results = [row.result for row in measured]
+        trends = [Trend("1-beta", tuple(1.0 - r.beta for r in results))]
+        labels = ["weights"] + [f"tau {c.tau:g}" for c in results[0].certificates]
+        for i, label in enumerate(labels):
+            certs = [r.loss_weights if i == 0 else r.certificates[i - 1] for r in results]
+            trends.append(Trend(f"{label} eps_rel", tuple(c.eps_rel for c in certs)))
+            trends.append(Trend(f"{label} delta", tuple(c.delta for c in certs)))
+        return trends
+
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "taus": list(self.taus),
+            "rows": [
+                {
+                    "epoch": row.epoch,
+                    "reason": row.reason,
+                    "log10_loss_mean": finite_or_none(row.log10_loss),
+                    "result": None if row.result is None else row.result.to_dict(),
+                    "error": row.error,
+                }
+                for row in self.rows
+            ],
+        }
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], version: int) -> KKTTable:
+        if version == 1:  # `marginlab kkt` before records: the result's fields in the row
+            rows = [
+                KKTRow(
+                    row["epoch"],
+                    row["reason"],
+                    row.get("log10_loss_mean"),
+                    KKTResult.from_dict(row) if "certificates" in row else None,
+                    row.get("error"),
+                )
+                for row in payload["checkpoints"]
+            ]
+        else:
+            rows = [
+                KKTRow(
+                    row["epoch"],
+                    row["reason"],
+                    row["log10_loss_mean"],
+                    None if row["result"] is None else KKTResult.from_dict(row["result"]),
+                    row["error"],
+                )
+                for row in payload["rows"]
+            ]
+        return cls(taus=tuple(float(t) for t in payload["taus"]), rows=tuple(rows))
+
+
+def observer_table(metrics: pd.DataFrame) -> pd.DataFrame | None:
+    """The ``kkt`` observer's columns of a run's metrics in the form of
+    :meth:`KKTTable.long_table` (certificates ``observer`` and ``observer, loss weights``);
+    None when the observer did not run.
+
+    Examples
+    --------
+    >>> metrics = pd.DataFrame({"epoch": [5], "log10_loss_mean": [-3.0], "kkt_eps_rel": [0.1],
+    ...                         "kkt_delta": [0.2], "kkt_active": [4], "kkt_beta": [0.9],
+    ...                         "kkt_weights_eps_rel": [0.5], "kkt_weights_delta": [0.6]})
+    >>> observer_table(metrics)[["certificate", "eps_rel"]].values.tolist()
+    [['observer', 0.1], ['observer, loss weights', 0.5]]
+    """
+    eps, delta, active, weights_eps, weights_delta, _ = KKT_OBSERVER_KEYS
+    if eps not in metrics:
+        return None
+    records = []
+    for row in metrics.to_dict("records"):
+        for name, e, d, n in (
+            ("observer", eps, delta, active),
+            (f"observer, {LOSS_WEIGHTS}", weights_eps, weights_delta, None),
+        ):
+            if _is_number(row.get(e)):
+                records.append(
+                    {
+                        "epoch": row["epoch"],
+                        "log10_loss": row.get("log10_loss_mean"),
+                        "certificate": name,
+                        "tau": None,
+                        "eps_rel": row[e],
+                        "delta": row.get(d),
+                        "n_active": row.get(n) if n else None,
+                    }
+                )
+    return pd.DataFrame(records, columns=LONG_COLUMNS) if records else None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def _chosen(
+    run: Run, checkpoints: str | int | float | CheckpointSpec | Sequence[Any]
+) -> list[Checkpoint]:
+    if isinstance(checkpoints, str) and checkpoints == ALL:
+        return run.checkpoints
+    if isinstance(checkpoints, (str, int, float, CheckpointSpec)):
+        checkpoints = [checkpoints]
+    return [run.checkpoint(spec) for spec in checkpoints]
+
+
+def kkt_along_training(
+    run: Run | str | os.PathLike,
+    checkpoints: str | int | float | CheckpointSpec | Sequence[Any] = ALL,
+    *,
+    taus: Sequence[float] = DEFAULT_TAUS,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    chunk_size: int = 4096,
+) -> KKTTable:
+    """KKT certificates of a run's checkpoints, on its training set.
+
+    Parameters
+    ----------
+    run : Run or path
+        The run.
+    checkpoints : "all", a checkpoint spec, or a sequence of specs
+        ``"all"`` (every kept checkpoint, then the last state), or specs as for
+        :meth:`Run.checkpoint` (``"last"``, an epoch, a loss level such as ``"1e-400"``).
+    taus : sequence of float
+        Activity tolerances of the best certificates.
+    memory_budget : int
+        Bytes for a dense Jacobian; above it the solve is matrix-free.
+    chunk_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    KKTTable
+        A checkpoint where no certificate exists (the model does not fit the training set,
+        or declares no homogeneity order) has its reason in ``error``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from marginlab import train
+    >>> config = {"data": {"name": "gaussians", "params": {"n": 20, "d": 2}},
+    ...           "model": {"kind": "linear"},
+    ...           "train": {"schedule": "normalized", "max_epochs": 50}}
+    >>> path = train(config, tempfile.mkdtemp() + "/r", progress=False)
+    >>> table = kkt_along_training(path, "last", taus=[0.1])
+    >>> table.long_table()["certificate"].tolist()
+    ['loss weights', 'tau=0.1']
+    """
+    run = run if isinstance(run, Run) else load_run(run)
+    chosen = _chosen(run, checkpoints)
+    x, y = run.load_data("train")
+    rows = []
+    for checkpoint in chosen:
+        base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
+        try:
+            result = kkt_certificates(
+                run.load_model(checkpoint),
+                x,
+                y,
+                run.config["loss"],
+                taus=list(taus),
+                memory_budget=memory_budget,
+                chunk_size=chunk_size,
+            )
+        except ValueError as error:
+            rows.append(KKTRow(*base, error=str(error)))
+            continue
+        rows.append(KKTRow(*base, result=result))
+    return KKTTable(taus=tuple(float(t) for t in taus), rows=tuple(rows))
