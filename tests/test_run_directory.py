@@ -553,14 +553,14 @@ def test_unusable_data_is_refused_naming_the_split(changes, named):
 
 
 def test_unusable_data_is_refused_before_a_run_directory_exists(tmp_path, monkeypatch):
-    from marginlab import assemble
+    from marginlab import build
 
     def nan_data(*args, **kwargs):
         x = torch.ones(4, 2, dtype=torch.float64)
         x[2, 0] = float("nan")
         return Dataset("toy", x, torch.tensor([0, 1, 0, 1]), None, None, 2, ("a", "b"), {})
 
-    monkeypatch.setattr(assemble, "load_dataset", nan_data)
+    monkeypatch.setattr(build, "load_dataset", nan_data)
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"data: x_train: 1 sample\(s\) hold NaN"):
         train(TINY, out, progress=False)
