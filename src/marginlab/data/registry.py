@@ -16,6 +16,7 @@ from marginlab.data._common import as_int, seeded_rng
 from marginlab.data.cifar import load_cifar10
 from marginlab.data.dataset import Dataset, Splits
 from marginlab.data.digits import load_digits
+from marginlab.data.files import load_file
 from marginlab.data.idx import load_idx
 from marginlab.data.subset import SUBSET_MODES, select_classes, take
 from marginlab.data.synthetic import clusters, gaussians, xor
@@ -34,6 +35,10 @@ _SOURCES: dict[str, tuple[str, Callable[..., Splits]]] = {
     "gaussians": ("two Gaussian classes split by a hyperplane with a known margin", gaussians),
     "xor": ("2-d XOR: clusters at (+-1, +-1) labelled by the product of signs", xor),
     "clusters": ("Chizat & Bach k x k clusters + spurious dims, bias input first", clusters),
+    "file": (
+        "your own arrays: .npz / .safetensors / .pt (x, y, x_test, y_test) or .csv",
+        load_file,
+    ),
 }
 DATASETS = MappingProxyType({name: description for name, (description, _) in _SOURCES.items()})
 """Registered data set names and their one-line descriptions."""
