@@ -15,6 +15,11 @@ __version__ = "0.1.0"
 
 # Heavier entry points load on first use, so `import marginlab` and the CLI start fast.
 _LAZY = {
+    "fit": "marginlab.training.fit",
+    "Constant": "marginlab.training.schedules",
+    "LossBased": "marginlab.training.schedules",
+    "Normalized": "marginlab.training.schedules",
+    "InverseSqrt": "marginlab.training.schedules",
     "train": "marginlab.training.engine",
     "resume": "marginlab.training.engine",
     "load_run": "marginlab.runs.run",

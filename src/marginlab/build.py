@@ -7,7 +7,9 @@ with.
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -15,6 +17,8 @@ from torch import nn
 from marginlab.config import ConfigError, RunConfig
 from marginlab.data import Dataset, load_dataset
 from marginlab.models import build_model
+from marginlab.models.declare import declare_homogeneity
+from marginlab.models.describe import rebuild
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -35,10 +39,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_data(
-    config: RunConfig, data_dir: str | os.PathLike | None = None, device: str = "cpu"
+    config: RunConfig,
+    data_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    base: str | os.PathLike | None = None,
 ) -> Dataset:
-    """Load the run's data set, on ``device`` in the run's dtype."""
+    """Load the run's data set, on ``device`` in the run's dtype.
+
+    ``data.path`` (your own file) is read relative to ``base`` when it is relative: a run
+    directory keeps the tensors it was trained on beside its config.
+    """
     data = config.data
+    params = dict(data.params)
+    if data.path is not None:
+        params["path"] = Path(base or ".") / data.path
     try:
         dataset = load_dataset(
             data.name,
@@ -48,19 +62,33 @@ def build_data(
             n_test=data.n_test,
             subset=data.subset,
             seed=config.seed,
-            **data.params,
+            **params,
         )
     except ValueError as error:
         raise ConfigError(f"data: {error}") from None
     return dataset.to(device=device, dtype=DTYPES[config.dtype])
 
 
-def build_network(config: RunConfig, dataset: Dataset, device: str = "cpu") -> nn.Module:
-    """Build the run's model for ``dataset`` and check that its outputs fit the labels."""
-    spec = {"seed": config.seed, **config.model}
+def build_network(
+    config: RunConfig,
+    dataset: Dataset,
+    device: str = "cpu",
+    template: nn.Module | None = None,
+) -> nn.Module:
+    """Build the run's model for ``dataset`` and check that its outputs fit the labels.
+
+    A network that a run of :func:`marginlab.fit` recorded layer by layer is rebuilt from
+    its description; one it could not describe (``model.kind: module``) needs ``template``,
+    a module of the same shape, whose copy receives the weights.
+    """
     n_outputs = (
         1 if dataset.n_classes == 2 and config.loss != "cross_entropy" else dataset.n_classes
     )
+    kind = config.model.get("kind")
+    if kind in ("sequential", "module"):
+        model = _recorded_network(config.model, template)
+        return model.to(device=device, dtype=DTYPES[config.dtype])
+    spec = {"seed": config.seed, **config.model}
     try:
         model = build_model(spec, input_shape=tuple(dataset.input_shape), n_outputs=n_outputs)
     except (TypeError, ValueError) as error:  # every value here comes from the user's spec
@@ -77,4 +105,21 @@ def build_network(config: RunConfig, dataset: Dataset, device: str = "cpu") -> n
             f"classes; make the last layer {dataset.n_classes} wide"
             + (" (or 1 for a binary logistic/exponential model)" if dataset.n_classes == 2 else "")
         )
+    return model
+
+
+def _recorded_network(description: dict, template: nn.Module | None) -> nn.Module:
+    """The network of a run of :func:`marginlab.fit`, with the order and layer degrees that
+    were measured when it was trained."""
+    if template is not None:
+        model = copy.deepcopy(template)
+    elif description["kind"] == "sequential":
+        model = rebuild(description)
+    else:
+        raise ConfigError(
+            f"model: the run trained a {description.get('class', 'Python')} module that a run "
+            "directory cannot rebuild; open it from Python with "
+            "marginlab.load_run(path, model=a_module_of_the_same_shape)"
+        )
+    declare_homogeneity(model, description.get("order"), description.get("degrees"))
     return model

@@ -34,6 +34,7 @@ class DataConfig:
     n_train: int | None = None
     n_test: int | None = None
     subset: str = "first"
+    path: str | None = None
     params: dict = field(default_factory=dict)
 
 
@@ -95,7 +96,7 @@ CHOICES = {
     "dtype": ("float64", "float32"),
     "loss": ("exponential", "logistic", "cross_entropy"),
     "data.subset": ("first", "random"),
-    "train.schedule": ("constant", "loss_based", "normalized"),
+    "train.schedule": ("constant", "loss_based", "normalized", "inverse_sqrt", "custom"),
 }
 POSITIVE = {
     "train.lr",
@@ -229,6 +230,11 @@ def validate(raw: dict) -> RunConfig:
     config = _build(RunConfig, raw, "")
     if not config.model:
         raise ConfigError("model: missing; give at least model.kind (see `marginlab presets`)")
+    if (config.data.path is None) == (config.data.name == "file"):
+        raise ConfigError(
+            "data.path: give it exactly for data.name=file (your own .npz, .safetensors, .pt "
+            f"or .csv file); got name={config.data.name!r}, path={config.data.path!r}"
+        )
     train = config.train
     if train.reject_margin_decrease and train.schedule != "loss_based":
         raise ConfigError(

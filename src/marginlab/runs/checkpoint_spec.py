@@ -92,14 +92,10 @@ def parse_checkpoint(spec: str | int | float | CheckpointSpec) -> CheckpointSpec
     if isinstance(spec, CheckpointSpec):
         return spec
     if isinstance(spec, bool):
-        raise CheckpointSpecError(
-            f"checkpoint: {spec!r} is not a checkpoint; expected {SPEC_HELP}"
-        )
+        raise CheckpointSpecError(f"checkpoint: {spec!r} is not a checkpoint; expected {SPEC_HELP}")
     if isinstance(spec, int):
         if spec < 0:
-            raise CheckpointSpecError(
-                f"checkpoint: epoch {spec} is negative; expected {SPEC_HELP}"
-            )
+            raise CheckpointSpecError(f"checkpoint: epoch {spec} is negative; expected {SPEC_HELP}")
         return CheckpointSpec(str(spec), epoch=spec)
     text = repr(spec) if isinstance(spec, float) else str(spec).strip()
     if text == "last":
@@ -111,9 +107,7 @@ def parse_checkpoint(spec: str | int | float | CheckpointSpec) -> CheckpointSpec
     except InvalidOperation:
         level = None
     if level is None or not level.is_finite() or level <= 0:
-        raise CheckpointSpecError(
-            f"checkpoint: {text!r} is not a checkpoint; expected {SPEC_HELP}"
-        )
+        raise CheckpointSpecError(f"checkpoint: {text!r} is not a checkpoint; expected {SPEC_HELP}")
     return CheckpointSpec(text, log10_level=float(level.log10()))
 
 

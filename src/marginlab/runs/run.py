@@ -32,10 +32,15 @@ class Run:
     2
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, model: nn.Module | None = None) -> None:
         self.store = RunStore(path)
         self.path = self.store.path
         self.config: dict = self.store.read_config()
+        # A module of the run's shape, for a run of marginlab.fit that trained a module the
+        # directory cannot describe; load_model copies it and loads the weights.
+        self._template = model
+        # The trained module itself, for a run that marginlab.fit just returned.
+        self.model: nn.Module | None = None
         # An index that is damaged or leads outside the directory is refused on opening.
         self.store.checkpoint_index()
 
@@ -80,7 +85,7 @@ class Run:
         :attr:`checkpoints`, or a spec as for :meth:`checkpoint`)."""
         config = self._config()
         chosen = checkpoint if isinstance(checkpoint, Checkpoint) else self.checkpoint(checkpoint)
-        model = build_network(config, self._dataset(device), device=device)
+        model = build_network(config, self._dataset(device), device=device, template=self._template)
         tensors, _ = self.store.load_checkpoint(chosen.path.name, chosen.sha256)
         load_weights(model, tensors, chosen.path)
         return model.eval()
@@ -99,7 +104,7 @@ class Run:
         return dataset.x_train, dataset.y_train
 
     def _dataset(self, device: str) -> Dataset:
-        return build_data(self._config(), self.store.data_dir(), device=device)
+        return build_data(self._config(), self.store.data_dir(), device=device, base=self.path)
 
     def _config(self) -> RunConfig:
         try:
@@ -108,16 +113,21 @@ class Run:
             raise RunDirectoryError(f"{self.path / 'config.yaml'}: {error}") from None
 
 
-def load_run(path: str | os.PathLike) -> Run:
+def load_run(path: str | os.PathLike, model: nn.Module | None = None) -> Run:
     """Open a run directory.
 
     Parameters
     ----------
     path : path
-        Directory written by ``marginlab run`` or :func:`marginlab.train`.
+        Directory written by ``marginlab run``, :func:`marginlab.train` or
+        :func:`marginlab.fit`.
+    model : nn.Module, optional
+        A module of the run's shape, for a run of :func:`marginlab.fit` that trained a
+        module the directory cannot describe (anything but a zoo model or an
+        ``nn.Sequential`` of standard layers); it receives the weights of a checkpoint.
 
     Returns
     -------
     Run
     """
-    return Run(path)
+    return Run(path, model)

@@ -420,6 +420,12 @@ class RunStore:
         _replace(path, text.encode("utf-8"))
         return path
 
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write a file of the run (e.g. the tensors it trains on), atomically and synced."""
+        path = self.path / name
+        _replace(path, data, sync=True)
+        return path
+
     # metrics -----------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
         self._append_line("metrics.jsonl", row)
@@ -719,6 +725,9 @@ class ReadOnlyStore(RunStore):
         pass
 
     def write_json(self, name: str, payload: Any) -> Path:
+        return self.path / name
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
         return self.path / name
 
     def _append_line(self, name: str, row: dict) -> None:

@@ -17,7 +17,7 @@ from marginlab.config import ConfigError, RunConfig, TrainConfig
 from marginlab.data import Dataset
 from marginlab.losses import Loss, get_loss
 from marginlab.measure.observers import OBSERVERS
-from marginlab.training.schedules import Constant, LossBased, Normalized, Schedule
+from marginlab.training.schedules import Constant, InverseSqrt, LossBased, Normalized, Schedule
 
 
 def build_schedule(train: TrainConfig) -> Schedule:
@@ -26,6 +26,13 @@ def build_schedule(train: TrainConfig) -> Schedule:
         return Constant(lr=train.lr)
     if train.schedule == "normalized":
         return Normalized(alpha=train.alpha)
+    if train.schedule == "inverse_sqrt":
+        return InverseSqrt(lr=train.lr)
+    if train.schedule == "custom":
+        raise ConfigError(
+            "train.schedule: the run trained with a schedule object of your own, which a run "
+            "directory cannot rebuild; give it again: marginlab.resume(path, schedule=...)"
+        )
     return LossBased(
         alpha=train.alpha,
         up=train.alpha_up,
@@ -48,8 +55,20 @@ class Assembly:
     schedule: Schedule
 
 
-def assemble(config: RunConfig, data_dir: str | os.PathLike | None = None) -> Assembly:
-    """Build data, model, loss and schedule, and check them against each other."""
+def assemble(
+    config: RunConfig,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    base: str | os.PathLike | None = None,
+    model: nn.Module | None = None,
+    schedule: Schedule | None = None,
+) -> Assembly:
+    """Build data, model, loss and schedule, and check them against each other.
+
+    ``base`` is the run directory a relative ``data.path`` is read from; ``model`` and
+    ``schedule`` stand in for the ones a run of :func:`marginlab.fit` could not record (a
+    module marginlab cannot rebuild, a schedule object of your own).
+    """
     for index, observer in enumerate(config.log.observers):
         if observer.name not in OBSERVERS:
             raise ConfigError(
@@ -57,19 +76,46 @@ def assemble(config: RunConfig, data_dir: str | os.PathLike | None = None) -> As
                 f"expected one of {sorted(OBSERVERS)}"
             )
     device = resolve_device(config.device)
-    if config.threads is not None:
-        # Small models run faster on one thread: OpenMP workers on tiny kernels mostly wait,
-        # and on a shared machine they wait for each other.
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    data = build_data(config, data_dir, device=str(device))
+    data = build_data(config, data_dir, device=str(device), base=base)
     batch = config.train.batch_size
     if batch is not None and batch > data.n_train:
         raise ConfigError(
             f"train.batch_size: {batch} is larger than the training set ({data.n_train} "
             f"samples); use at most {data.n_train}, or null for full-batch gradient descent"
         )
-    model = build_network(config, data, device=str(device))
+    network = build_network(config, data, device=str(device), template=model)
     return Assembly(
-        config, device, data, model, get_loss(config.loss), build_schedule(config.train)
+        config,
+        device,
+        data,
+        network,
+        get_loss(config.loss),
+        schedule or build_schedule(config.train),
+    )
+
+
+# Below this many floating-point operations per step, one thread is faster: OpenMP workers
+# on small kernels mostly wait, and on a shared machine they wait for each other.
+ONE_THREAD_FLOPS = 1e8
+
+
+def session_threads(parts: Assembly) -> int:
+    """The CPU threads a run trains with: ``threads`` when the config sets it, else one for
+    small steps and torch's default for large ones (``threads: null``, auto).
+
+    A step costs about three forward passes of a batch (forward, backward through weights
+    and inputs); one sample's forward pass is counted with torch's FLOP counter.
+    """
+    if parts.config.threads is not None:
+        return parts.config.threads
+    if parts.device.type != "cpu":
+        return torch.get_num_threads()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        parts.model(parts.data.x_train[:1])
+    batch = parts.config.train.batch_size or parts.data.n_train
+    return (
+        1 if 3 * counter.get_total_flops() * batch < ONE_THREAD_FLOPS else torch.get_num_threads()
     )

@@ -15,8 +15,9 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,10 +40,10 @@ from marginlab.runs.store import (
     load_weights,
 )
 from marginlab.runs.tensorboard import TensorBoardWriter
-from marginlab.training.assembly import Assembly, assemble
+from marginlab.training.assembly import Assembly, assemble, session_threads
 from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
-from marginlab.training.schedules import ScheduleState, TrainingStopped
+from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
 from marginlab.training.speculation import Speculator
 
 # Keys of a resumed run that may be changed with --set: how long and how it is observed,
@@ -103,6 +104,9 @@ class _Loop:
     clock: float = 0.0
     # Ended (finished or stopped) and recorded as such.
     done: bool = False
+    # Sees each logged metrics row; a true return value ends the run after that epoch.
+    callback: Callable[[dict], object] | None = None
+    stop_requested: bool = False
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -179,6 +183,8 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
         if loop.tensorboard is not None:
             loop.tensorboard.write(row)
         loop.progress.update(row)
+        if loop.callback is not None and loop.callback(dict(row)):
+            loop.stop_requested = True
     if state.epoch == 0:
         _save(loop, f"epoch-{0:07d}.safetensors", log10_loss, "init")
     level = state.level
@@ -282,6 +288,8 @@ def _drive(
             loop, evaluation = loops[k], evaluations[k]
             log10_loss = evaluation.log_loss_mean / LN10
             reason = _finished_reason(loop.parts.config, loop.state, log10_loss)
+            if reason is None and loop.stop_requested:
+                reason = f"the callback asked to stop after epoch {loop.state.epoch}"
             if reason is not None:
                 _finish(loop, _wrap_up(loop, evaluation, reason))
                 going.remove(k)
@@ -352,11 +360,17 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
                 return
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
-    if hasattr(signal, "SIGXFSZ"):
-        # Past a file-size limit a write then fails (and is reported) instead of the
-        # signal killing the process.
-        previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    previous = {}
+    # Handlers can only be installed on the main thread; elsewhere (a notebook's worker, a
+    # thread pool) training runs the same, and an interruption is the caller's to handle.
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if hasattr(signal, "SIGXFSZ"):
+            # Past a file-size limit a write then fails (and is reported) instead of the
+            # signal killing the process.
+            previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(session_threads(loops[0].parts))
     try:
         for loop in loops:
             loop.store.write_status("running", pid=os.getpid())
@@ -392,6 +406,7 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
                 _record_failure(loop, f"{type(error).__name__}: {error}")
         raise
     finally:
+        torch.set_num_threads(threads)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for loop in loops:
@@ -438,6 +453,7 @@ def _open_loop(
     state: TrainState | None,
     progress: bool,
     parallel: DataParallel | None = None,
+    callback: Callable[[dict], object] | None = None,
 ) -> tuple[_Loop, Evaluation]:
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
@@ -454,6 +470,7 @@ def _open_loop(
         params,
         [p.detach().clone() for p in params],
         parallel=parallel,
+        callback=callback,
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
@@ -469,8 +486,9 @@ def _start(
     state: TrainState | None,
     progress: bool,
     parallel: DataParallel | None,
+    callback: Callable[[dict], object] | None = None,
 ) -> None:
-    loop, evaluation = _open_loop(parts, store, state, progress, parallel)
+    loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback)
     if parts.config.train.speculate:
         if parts.device.type == "cpu":
             loop.speculator = Speculator(parts)
@@ -572,18 +590,39 @@ def train(
     """
     config = config if isinstance(config, RunConfig) else validate(config)
     path = Path(out or default_run_dir(config))
+    return start_run(path, lambda: assemble(config, data_dir), data_dir=data_dir, progress=progress)
+
+
+def start_run(
+    path: Path,
+    build: Callable[[], Assembly],
+    *,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], object] | None = None,
+    files: Mapping[str, Callable[[], bytes]] | None = None,
+) -> Path:
+    """Train a new run into ``path``: the one way every run starts (:func:`train` from a
+    config, :func:`marginlab.fit` from a module and tensors).
+
+    ``build`` makes the run's pieces once the directory is locked (every check happens
+    before anything is written); ``files`` are written into the directory first (the
+    tensors of a run of your own data); ``callback`` sees each logged metrics row.
+    """
     _refuse_existing_run(path)
     store = _store(path)
     # The lock comes first, so that a second writer is refused before any work.
     with _new_run(store):
-        parts = assemble(config, data_dir)  # every check happens before anything is written
+        parts = build()
         parallel = _distribute(parts)
-        store.write_config(config.to_dict())
+        for name, content in (files or {}).items():
+            store.write_bytes(name, content())
+        store.write_config(parts.config.to_dict())
         described = environment(parts.device, data_dir)
         if parallel is not None:
             described["data_parallel"] = parallel.describe(parts.data)
         store.write_json("environment.json", described)
-        _start(parts, store, None, progress and store.writable, parallel)
+        _start(parts, store, None, progress and store.writable, parallel, callback)
     return store.path
 
 
@@ -594,6 +633,8 @@ def resume(
     from_checkpoint: str | int | float | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    model: torch.nn.Module | None = None,
+    schedule: Schedule | None = None,
 ) -> Path:
     """Continue a run from its latest checkpoint; with a fixed seed the result equals the
     uninterrupted run.
@@ -616,6 +657,9 @@ def resume(
         Where real data sets live; defaults to the one the run used, then ``$MARGINLAB_DATA``.
     progress : bool
         Show the progress line.
+    model, schedule : optional
+        For a run of :func:`marginlab.fit` whose module or schedule object the run directory
+        cannot rebuild: a module of the same shape (it receives the weights) and the schedule.
     """
     store = _store(Path(run_dir))
     raw = store.read_config()
@@ -629,7 +673,9 @@ def resume(
     config = validate(apply_overrides(raw, overrides))
     which = None if from_checkpoint is None else parse_checkpoint(from_checkpoint)
     with store.writer():
-        parts = assemble(config, data_dir or store.data_dir())
+        parts = assemble(
+            config, data_dir or store.data_dir(), base=store.path, model=model, schedule=schedule
+        )
         parallel = _distribute(parts)
         tensors, saved = store.rewind(which)
         # At epoch 0 the run starts over (from the same initial weights), as a fresh run.

@@ -41,12 +41,15 @@ class ScheduleState:
     smoothed_margin : float or None
         Smoothed normalized margin at the end of the last accepted epoch, kept by the
         loss-based schedule when it guards the margin (and when the margin is defined).
+    epochs : int
+        Accepted epochs, for schedules that decay with time.
     """
 
     alpha: float
     log_frame: float
     rollbacks: int = 0
     smoothed_margin: float | None = None
+    epochs: int = 0
 
 
 def _check_finite(log_loss: float, completed: bool, what: str) -> None:
@@ -196,4 +199,47 @@ class Normalized:
         return True, replace(state, log_frame=log_loss)
 
 
-Schedule = Constant | LossBased | Normalized
+@dataclass(frozen=True)
+class InverseSqrt:
+    """A decaying step on ``log L``: ``theta -= lr / sqrt(t + 2) * grad(log L)`` at epoch ``t``.
+
+    This is the step of Chizat & Bach's reference code (``eta_t = c / sqrt(t + 1)`` for
+    ``t = 1, 2, ...``), gradient ascent on the soft-min margin ``-log sum_i exp(-q_i)``: with
+    the exponential loss, ``grad log L`` is exactly its negative gradient. No rollback.
+
+    Examples
+    --------
+    >>> schedule = InverseSqrt(lr=0.5)
+    >>> state = schedule.init(log_loss=-50.0)
+    >>> round(math.exp(schedule.log_step_factor(state, -50.0)), 6)  # 0.5 / sqrt(2)
+    0.353553
+    >>> _, state = schedule.end_epoch(state, -51.0, True)
+    >>> round(math.exp(schedule.log_step_factor(state, -51.0)), 6)  # 0.5 / sqrt(3)
+    0.288675
+    """
+
+    lr: float
+    rolls_back: ClassVar[bool] = False
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return ScheduleState(alpha=self.lr, log_frame=log_loss)
+
+    def log_step_factor(self, state: ScheduleState, log_batch_loss: float) -> float | None:
+        if not math.isfinite(log_batch_loss):
+            return None
+        return math.log(self.lr) - 0.5 * math.log(state.epochs + 2.0)
+
+    def end_epoch(
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
+    ) -> tuple[bool, ScheduleState]:
+        _check_finite(log_loss, completed, "inverse_sqrt")
+        return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
+
+
+Schedule = Constant | LossBased | Normalized | InverseSqrt
+"""The built-in schedules; any object with ``init``, ``log_step_factor``, ``end_epoch`` and
+``rolls_back`` works the same (see the module notes)."""

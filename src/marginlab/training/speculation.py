@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
-from marginlab.training.assembly import Assembly
+from marginlab.training.assembly import Assembly, session_threads
 from marginlab.training.attempt import Attempt, Cancelled, run_attempt
 from marginlab.training.schedules import ScheduleState, TrainingStopped
 
@@ -134,7 +134,7 @@ class Speculator:
         worker_parts = replace(parts, model=copy.deepcopy(parts.model))
         self._process = context.Process(
             target=_serve,
-            args=(worker_parts, torch.get_num_threads(), worker_end, self._cancel),
+            args=(worker_parts, session_threads(parts), worker_end, self._cancel),
             daemon=True,
         )
         self._process.start()

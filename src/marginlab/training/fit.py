@@ -1,0 +1,291 @@
+"""``fit``: train any ``torch.nn.Module`` on any tensors, with marginlab's engine.
+
+The run is an ordinary run directory: the metrics, the checkpoints at loss decades, the
+tensors it trained on and a description of the network, so that ``marginlab resume``,
+``kkt``, ``reference``, ``attack``, ``report`` and ``plot`` open it like any other. Without
+``out`` it lives in a temporary directory that goes away with the returned run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from marginlab.build import DTYPES
+from marginlab.config import ConfigError, validate
+from marginlab.data import Dataset
+from marginlab.data.files import file_bytes
+from marginlab.losses import get_loss
+from marginlab.models.declare import declare_homogeneity, measure_homogeneity
+from marginlab.models.describe import describe
+from marginlab.runs.run import Run, load_run
+from marginlab.training.assembly import Assembly
+from marginlab.training.engine import start_run
+from marginlab.training.schedules import Constant, InverseSqrt, LossBased, Normalized, Schedule
+
+DATA_FILE = "data.safetensors"
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    *,
+    loss: str = "cross_entropy",
+    schedule: Schedule | None = None,
+    target_loss: float | str | None = None,
+    max_epochs: int = 10_000,
+    batch_size: int | None = None,
+    x_test: torch.Tensor | np.ndarray | None = None,
+    y_test: torch.Tensor | np.ndarray | None = None,
+    observers: Sequence[str | dict] = (),
+    callback: Callable[[dict], object] | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    log_every: int = 10,
+    checkpoint_decades: float = 5.0,
+    chunk_size: int = 4096,
+    threads: int | None = None,
+    progress: bool = True,
+    name: str = "fit",
+) -> Run:
+    """Train ``model`` on ``(x, y)`` far past float64's range and measure its margins.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any network; it is trained in place (its ``requires_grad=False`` parameters stay
+        frozen), in its own dtype and on its own device. A zoo model declares its
+        homogeneity order; any other module's order and layer degrees are measured on a few
+        training samples (:func:`marginlab.models.check_homogeneity`), and a module that is
+        not homogeneous trains with the order-dependent quantities null.
+    x, y : tensor or array
+        Inputs ``(N, ...)`` and class indices ``(N,)`` (``0``/``1`` for a one-output model).
+    loss : {"cross_entropy", "logistic", "exponential"}
+    schedule : schedule, optional
+        ``LossBased()`` (default), ``Constant(lr)``, ``Normalized(alpha)``,
+        ``InverseSqrt(lr)``, or an object of your own with the same three methods.
+    target_loss : float or str, optional
+        Stop once the mean training loss is below it. Levels below float64 are written as
+        text: ``"1e-400"`` (the float ``1e-400`` is 0).
+    max_epochs : int
+        Stop after this many accepted epochs.
+    batch_size : int, optional
+        Minibatch SGD with this batch; None is full-batch gradient descent.
+    x_test, y_test : tensor or array, optional
+        A test split; its accuracy and loss are logged.
+    observers : sequence
+        Costly measurements by name (``"alignment"``, ``"kkt"``, ...) or as
+        ``{"name": ..., "every": ..., "options": {...}}``.
+    callback : callable, optional
+        Called with each logged metrics row; return True to stop after that epoch.
+    seed : int
+        Seeds the minibatch shuffles.
+    out : path, optional
+        Run directory to write; default a temporary one removed with the returned run.
+    log_every, checkpoint_decades, chunk_size, threads
+        As ``log.every``, ``log.checkpoint_decades``, ``train.chunk_size`` and ``threads`` of
+        a configuration (``threads`` None: one thread for small steps).
+    progress : bool
+        Show the progress line and the final summary.
+    name : str
+        The run's name.
+
+    Returns
+    -------
+    Run
+        ``run.metrics`` (a DataFrame, as ``metrics.jsonl``), ``run.model`` (the trained
+        module), ``run.load_model(level)`` for a checkpoint, ``run.path``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from marginlab import LossBased, fit
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.cat([torch.randn(20, 2, generator=g) + 3, torch.randn(20, 2, generator=g) - 3])
+    >>> y = torch.cat([torch.ones(20), torch.zeros(20)]).long()
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8, bias=False), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(8, 1, bias=False)).double()
+    >>> run = fit(net, x, y, loss="logistic", schedule=LossBased(), target_loss="1e-50",
+    ...           progress=False)
+    >>> bool(run.metrics["log10_loss_mean"].iloc[-1] < -50), run.model is net
+    (True, True)
+    """
+    parameter = next(model.parameters(), None)
+    if parameter is None:
+        raise ConfigError("model: the module has no parameters to train")
+    dtype = _dtype_name(parameter.dtype)
+    device = parameter.device
+    data = _dataset(x, y, x_test, y_test, parameter.dtype, device)
+    schedule = LossBased() if schedule is None else schedule
+    description = describe(model)
+    if description is None:
+        description = {
+            "kind": "module",
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        }
+    if not hasattr(type(model), "homogeneity_order"):
+        found = measure_homogeneity(model, data.x_train[:8])
+        declare_homogeneity(model, found.order, found.degrees)
+        description.update(order=found.order, degrees=found.degrees)
+    config = validate(
+        {
+            "name": name,
+            "seed": seed,
+            "device": device.type,
+            "dtype": dtype,
+            "threads": threads,
+            "loss": loss,
+            "data": {"name": "file", "path": DATA_FILE},
+            "model": description,
+            "train": {
+                **schedule_config(schedule),
+                "batch_size": batch_size,
+                "max_epochs": max_epochs,
+                "target_log10_loss": _target_log10(target_loss),
+                "chunk_size": chunk_size,
+            },
+            "log": {
+                "every": log_every,
+                "checkpoint_decades": checkpoint_decades,
+                "observers": [o if isinstance(o, dict) else {"name": o} for o in observers],
+            },
+        }
+    )
+    if batch_size is not None and batch_size > data.n_train:
+        raise ConfigError(
+            f"batch_size: {batch_size} is larger than the training set ({data.n_train} "
+            "samples); use at most that, or None for full-batch gradient descent"
+        )
+    parts = Assembly(config, device, data, model, get_loss(loss), schedule)
+    path, temporary = _run_dir(out, name)
+    tensors = {DATA_FILE: lambda: file_bytes(data.x_train, data.y_train, data.x_test, data.y_test)}
+    try:
+        start_run(path, lambda: parts, progress=progress, callback=callback, files=tensors)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    run = load_run(path, model=None if description["kind"] != "module" else model)
+    run.model = model
+    if temporary:
+        weakref.finalize(run, shutil.rmtree, path.parent, True)
+    return run
+
+
+def schedule_config(schedule: Schedule) -> dict:
+    """The ``train`` keys that rebuild ``schedule`` (``custom`` for an object of your own).
+
+    Examples
+    --------
+    >>> schedule_config(Constant(lr=0.5))
+    {'schedule': 'constant', 'lr': 0.5}
+    """
+    if isinstance(schedule, LossBased):
+        return {
+            "schedule": "loss_based",
+            "alpha": schedule.alpha,
+            "alpha_up": schedule.up,
+            "alpha_down": schedule.down,
+            "min_alpha": schedule.min_alpha,
+            "loss_ub": schedule.loss_ub,
+            "reject_margin_decrease": schedule.reject_margin_decrease,
+        }
+    if isinstance(schedule, Constant):
+        return {"schedule": "constant", "lr": schedule.lr}
+    if isinstance(schedule, Normalized):
+        return {"schedule": "normalized", "alpha": schedule.alpha}
+    if isinstance(schedule, InverseSqrt):
+        return {"schedule": "inverse_sqrt", "lr": schedule.lr}
+    for method in ("init", "log_step_factor", "end_epoch"):
+        if not callable(getattr(schedule, method, None)):
+            raise ConfigError(
+                f"schedule: {schedule!r} has no {method}(); a schedule has init, "
+                "log_step_factor, end_epoch and rolls_back (see marginlab.training.schedules)"
+            )
+    return {"schedule": "custom"}
+
+
+def _target_log10(target: float | str | None) -> float | None:
+    """log10 of the target loss, exact for levels below float64 written as text."""
+    if target is None:
+        return None
+    if isinstance(target, (int, float)) and not isinstance(target, bool) and target == 0:
+        raise ConfigError(
+            "target_loss: 0 is not a loss level; a level below float64 such as 1e-400 "
+            "reads as 0 when written as a number: write it as text, target_loss='1e-400'"
+        )
+    try:
+        level = Decimal(str(target))
+    except InvalidOperation:
+        level = None
+    if level is None or not level.is_finite() or level <= 0:
+        raise ConfigError(
+            f"target_loss: expected a positive level such as '1e-400', got {target!r}"
+        )
+    return float(level.log10())
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    for name, value in DTYPES.items():
+        if value == dtype:
+            return name
+    raise ConfigError(
+        f"model: parameters of dtype {dtype}; use float64 or float32 (model.double())"
+    )
+
+
+def _tensor(values: torch.Tensor | np.ndarray | None, what: str) -> torch.Tensor | None:
+    if values is None:
+        return None
+    try:
+        return torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"{what}: cannot read it as a tensor ({error})") from None
+
+
+def _dataset(x, y, x_test, y_test, dtype: torch.dtype, device: torch.device) -> Dataset:
+    """The tensors as a validated data set in the model's dtype, on its device."""
+    if (x_test is None) != (y_test is None):
+        raise ConfigError("x_test, y_test: give both or neither")
+    inputs = {"x": _tensor(x, "x"), "x_test": _tensor(x_test, "x_test")}
+    labels = {"y": _tensor(y, "y"), "y_test": _tensor(y_test, "y_test")}
+    for key, values in labels.items():
+        if values is None:
+            continue
+        if values.is_floating_point() and not torch.equal(values, values.round()):
+            raise ConfigError(f"{key}: labels must be class indices 0, 1, ...; got fractions")
+        labels[key] = values.long()
+    n_classes = max(2, *(int(v.max()) + 1 for v in labels.values() if v is not None and v.numel()))
+    try:
+        dataset = Dataset(
+            "file",
+            inputs["x"].to(torch.float64),
+            labels["y"],
+            None if inputs["x_test"] is None else inputs["x_test"].to(torch.float64),
+            labels["y_test"],
+            n_classes,
+            tuple(str(c) for c in range(n_classes)),
+            {"source": "tensors given to marginlab.fit"},
+        )
+    except ValueError as error:
+        raise ConfigError(f"data: {error}") from None
+    return dataset.to(device=device, dtype=dtype)
+
+
+def _run_dir(out: str | os.PathLike | None, name: str) -> tuple[Path, bool]:
+    """The run directory, and whether it is a temporary one."""
+    if out is not None:
+        return Path(out), False
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(tempfile.mkdtemp(prefix="marginlab-")) / f"{name}-{stamp}", True
