@@ -296,9 +296,10 @@ def kkt_along_training(
     rows = []
     for checkpoint in chosen:
         base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
+        model = run.load_model(checkpoint)  # a run that cannot rebuild its model is an error
         try:
             result = kkt_certificates(
-                run.load_model(checkpoint),
+                model,
                 x,
                 y,
                 run.config["loss"],

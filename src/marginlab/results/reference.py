@@ -131,25 +131,50 @@ class ReferenceComparison(Record):
         )
 
 
-def _two_layer_inputs(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The inputs as the first layer of a ``TwoLayer`` sees them, and its weights."""
+def _two_layer_inputs(
+    model: nn.Module, x: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, int, float | None]:
+    """A two-layer ReLU network seen as the F1/RKHS references see it: the inputs of its
+    first layer, its first-layer weights, the width ``m`` its output is averaged over (1 for
+    a plain sum), and its homogeneity order."""
+    from torch import nn as torch_nn
+
     from marginlab.measure.references.rkhs import augmented_inputs
     from marginlab.models import TwoLayer
 
-    if not isinstance(model, TwoLayer) or model.body.act.name != "relu":
-        raise ValueError(
-            "kind f1/rkhs: the run's model must be a ReLU two_layer network "
-            "(model.kind: two_layer, activation: relu)"
-        )
-    if model.output.bias is not None:
-        raise ValueError("kind f1/rkhs: bias 'all' is not homogeneous; use bias none or first")
-    hidden = model.body.hidden
-    weights = hidden.weight.detach().double().cpu().numpy()
     inputs = x.flatten(1).double().cpu().numpy()
-    if hidden.bias is not None:
-        bias = hidden.bias.detach().double().cpu().numpy()[:, None]
-        return augmented_inputs(inputs), np.hstack([weights, bias])
-    return inputs, weights
+    if isinstance(model, TwoLayer) and model.body.act.name == "relu":
+        if model.output.bias is not None:
+            raise ValueError("kind f1/rkhs: bias 'all' is not homogeneous; use bias none or first")
+        hidden = model.body.hidden
+        weights = hidden.weight.detach().double().cpu().numpy()
+        if hidden.bias is not None:
+            bias = hidden.bias.detach().double().cpu().numpy()[:, None]
+            return (
+                augmented_inputs(inputs),
+                np.hstack([weights, bias]),
+                len(weights),
+                model.homogeneity_order,
+            )
+        return inputs, weights, len(weights), model.homogeneity_order
+    layers = list(model.children()) if isinstance(model, torch_nn.Sequential) else []
+    if (
+        len(layers) == 3
+        and isinstance(layers[0], torch_nn.Linear)
+        and isinstance(layers[1], torch_nn.ReLU)
+        and isinstance(layers[2], torch_nn.Linear)
+        and layers[0].bias is None
+        and layers[2].bias is None
+        and layers[2].out_features == 1
+    ):
+        weights = layers[0].weight.detach().double().cpu().numpy()
+        order = float(layers[0].weight.requires_grad) + float(layers[2].weight.requires_grad)
+        return inputs, weights, 1, order
+    raise ValueError(
+        "kind f1/rkhs: the run's model must be a ReLU two-layer network with one output: "
+        "model.kind two_layer (activation relu), or nn.Sequential(Linear, ReLU, Linear) "
+        "without biases"
+    )
 
 
 def _svm(run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
@@ -182,23 +207,28 @@ def _svm(run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[s
 def _f1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tol: float) -> dict[str, Any]:
     from marginlab.measure.references import f1_max_margin
 
-    inputs, weights = _two_layer_inputs(model, x)
-    if model.homogeneity_order != 2.0:
+    inputs, weights, averaged_over, order = _two_layer_inputs(model, x)
+    if order != 2.0:
         raise ValueError("kind f1: train both layers (model.train: both); use rkhs")
     result = f1_max_margin(inputs, y.cpu().numpy(), tol=tol)
-    width = len(weights)
     return {
-        "details": {**result.to_dict(), "width": width},
-        "reference_margin": result.network_margin(width),
-        "note": "reference_margin = gamma_1 / (2 m); code normalization gamma_1 / 2",
+        "details": {**result.to_dict(), "width": len(weights)},
+        "reference_margin": result.network_margin(averaged_over),
+        "note": "reference_margin = gamma_1 / (2 m) for an output averaged over m units "
+        "(gamma_1 / 2 for a plain sum); code normalization gamma_1 / 2",
     }
 
 
 def _rkhs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     from marginlab.measure.references import arccos_kernel, empirical_kernel, kernel_svm
 
-    inputs, weights = _two_layer_inputs(model, x)
-    if model.homogeneity_order != 1.0:
+    inputs, weights, averaged_over, order = _two_layer_inputs(model, x)
+    if averaged_over == 1:
+        raise ValueError(
+            "kind rkhs: needs the mean-field two_layer model (model.kind: two_layer, train: "
+            "output), whose kernel is averaged over its units; a plain network takes kind f1"
+        )
+    if order != 1.0:
         raise ValueError(
             "kind rkhs: the RKHS reference is the limit of output-layer training "
             "(model.train: output); use kind f1 when both layers train"

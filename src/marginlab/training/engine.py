@@ -188,8 +188,10 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
     if state.epoch == 0:
         _save(loop, f"epoch-{0:07d}.safetensors", log10_loss, "init")
     level = state.level
-    while log10_loss < -(state.level + 1) * log_cfg.checkpoint_decades:
-        state.level += 1
+    # The deepest level k with log10_loss < -k * decades, computed in one step: a loss-based
+    # run can cross billions of decades in one epoch.
+    crossed = math.ceil(-log10_loss / log_cfg.checkpoint_decades) - 1
+    state.level = max(state.level, crossed) if math.isfinite(log10_loss) else state.level
     if state.level > level:
         bound = f"{state.level * log_cfg.checkpoint_decades:g}"
         _save(loop, f"epoch-{state.epoch:07d}.safetensors", log10_loss, f"loss<1e-{bound}")

@@ -1,0 +1,239 @@
+"""marginlab.fit: your own module on your own tensors, through the engine that runs configs."""
+
+import gc
+import json
+import math
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import marginlab
+from marginlab import Constant, LossBased, fit, load_run
+from marginlab.build import build_data, build_network
+from marginlab.cli import main
+from marginlab.config import ConfigError, validate
+from marginlab.experiments.presets import preset
+from marginlab.results.kkt import kkt_along_training
+from marginlab.results.reference import compare_reference
+from marginlab.training.engine import train
+
+
+def blobs(n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(n, 2, generator=g) + 3, torch.randn(n, 2, generator=g) - 3])
+    return x.double(), torch.cat([torch.ones(n), torch.zeros(n)]).long()
+
+
+def mlp(width=8, bias=False, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(2, width, bias=bias), nn.ReLU(), nn.Linear(width, 1, bias=bias)
+    ).double()
+
+
+def test_a_plain_sequential_goes_below_1e_400_in_memory_with_every_quantity():
+    x, y = blobs()
+    net = mlp()
+    run = fit(net, x, y, loss="logistic", target_loss="1e-400", progress=False)
+    rows = run.metrics
+    assert rows["log10_loss_mean"].iloc[-1] < -400
+    assert run.model is net and net.homogeneity_order == 2.0
+    assert [g.degree for g in net.layer_groups()] == [1.0, 1.0]
+    # the paper's plotted margin and the rho^L one, from the measured order and layers
+    last = rows.iloc[-1]
+    assert last["normalized_margin"] > 0 and last["normalized_margin_layers"] > 0
+    assert last["smoothed_margin"] <= last["normalized_margin"]
+    norms = [p.detach().norm() for p in net.parameters()]
+    q_min = float(((2 * y - 1) * net(x)[:, 0]).min().detach())
+    assert last["normalized_margin_layers"] == pytest.approx(q_min / float(norms[0] * norms[1]))
+    # a checkpoint at a loss decade, and the references on the result
+    early = run.load_model("1e-100")
+    assert isinstance(early, nn.Sequential) and not torch.equal(early[0].weight, net[0].weight)
+    table = kkt_along_training(run, "last")
+    assert table.rows[0].error is None and table.rows[0].result.beta > 0
+    f1 = compare_reference(run, "f1")
+    assert 0 < f1.network_margin <= f1.reference_margin * (1 + 1e-6)
+    # the temporary directory goes with the run
+    path = run.path
+    del run
+    gc.collect()
+    assert not path.exists()
+
+
+def test_a_run_written_by_fit_is_opened_resumed_and_diagnosed_like_any_other(tmp_path):
+    x, y = blobs()
+    out = tmp_path / "mine"
+    fit(mlp(), x, y, loss="logistic", max_epochs=30, out=out, progress=False)
+    config = json.loads(json.dumps(load_run(out).config))
+    assert config["model"]["kind"] == "sequential" and config["data"]["path"] == "data.safetensors"
+    assert main(["resume", str(out), "--set", "train.max_epochs=60"]) == 0
+    assert int(load_run(out).metrics["epoch"].iloc[-1]) == 60
+    assert main(["kkt", str(out), "--checkpoint", "last"]) == 0
+    rebuilt = load_run(out).load_model()
+    assert isinstance(rebuilt, nn.Sequential) and rebuilt.homogeneity_order == 2.0
+    features, labels = load_run(out).load_data()
+    assert torch.equal(features, x) and torch.equal(labels, y)
+
+
+def test_a_run_equals_the_same_run_trained_from_its_config(tmp_path):
+    config = preset("digits-mlp")
+    config["data"] = {"name": "digits", "n_train": 200, "n_test": None}
+    config["train"].update(max_epochs=25, target_log10_loss=None)
+    by_config = load_run(train(config, tmp_path / "by-config", progress=False))
+
+    resolved = validate(config)
+    data = build_data(resolved)
+    model = build_network(resolved, data)
+    run = fit(
+        model, data.x_train, data.y_train, schedule=LossBased(), max_epochs=25, progress=False
+    )
+    keys = ["epoch", "attempts", "log10_loss_sum", "q_min", "normalized_margin", "alpha"]
+    pd.testing.assert_frame_equal(run.metrics[keys], by_config.metrics[keys])
+
+
+def test_a_module_that_is_not_homogeneous_trains_with_the_order_quantities_null(capsys):
+    x, y = blobs()
+    net = mlp(bias=True)
+    run = fit(net, x, y, loss="logistic", max_epochs=20, progress=True)
+    assert net.homogeneity_order is None
+    assert run.metrics["normalized_margin"].isna().all()
+    assert run.metrics["normalized_margin_layers"].notna().all()
+    assert capsys.readouterr().err.count("declares no homogeneity order") == 1
+
+
+class Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2, dtype=torch.float64))
+
+    def forward(self, x):
+        return (x @ self.w).unsqueeze(1)
+
+
+def test_a_module_the_directory_cannot_describe_reopens_from_python_only(tmp_path):
+    x, y = blobs()
+    out = tmp_path / "custom"
+    fit(Custom(), x, y, loss="logistic", max_epochs=10, out=out, progress=False)
+    with pytest.raises(ConfigError, match=r"load_run\(path, model="):
+        load_run(out).load_model()
+    model = load_run(out, model=Custom()).load_model()
+    assert model.homogeneity_order == 1.0 and not torch.equal(model.w, torch.ones(2).double())
+    assert main(["kkt", str(out)]) == 2
+
+
+def test_frozen_parameters_stay_frozen_and_the_order_counts_only_trained_layers():
+    x, y = blobs()
+    net = mlp()
+    net[0].weight.requires_grad_(False)
+    frozen = net[0].weight.detach().clone()
+    fit(net, x, y, loss="logistic", schedule=Constant(lr=0.1), max_epochs=20, progress=False)
+    assert torch.equal(net[0].weight, frozen)
+    assert net.homogeneity_order == 1.0
+
+
+def test_a_callback_sees_every_logged_row_and_can_stop_the_run():
+    x, y = blobs()
+    seen = []
+    run = fit(
+        mlp(), x, y, loss="logistic", max_epochs=1000, log_every=5,
+        callback=lambda row: seen.append(row["epoch"]) or row["epoch"] >= 20, progress=False,
+    )  # fmt: skip
+    # rows are logged every 5 epochs and at each new loss decade
+    assert seen == run.metrics["epoch"].tolist() and {0, 5, 10, 15} <= set(seen)
+    assert seen[-1] == 20
+    assert "callback" in run.status["message"]
+
+
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"target_loss": 1e-400}, "target_loss: 0 is not a loss level"),
+        ({"target_loss": "-1"}, "target_loss"),
+        ({"y": torch.tensor([0.5] * 40)}, "y: labels must be class indices"),
+        ({"x": torch.full((40, 2), math.nan, dtype=torch.float64)}, "NaN"),
+        ({"x": torch.zeros(3, 2, dtype=torch.float64)}, "one label per row"),
+        ({"batch_size": 1000}, "batch_size"),
+        ({"schedule": object()}, "schedule"),
+        ({"x_test": torch.zeros(2, 2)}, "x_test, y_test"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_argument_before_anything_is_written(
+    changes, named, tmp_path
+):
+    x, y = blobs()
+    arguments = {"x": x, "y": y, "loss": "logistic", "out": tmp_path / "r", "progress": False}
+    with pytest.raises(ConfigError, match=named):
+        fit(mlp(), **{**arguments, **changes})
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_runs_off_the_main_thread_and_leaves_threads_and_the_global_seed_alone():
+    x, y = blobs()
+    torch.set_num_threads(2)
+    before = torch.random.get_rng_state()
+    results = {}
+
+    def work():
+        results["run"] = fit(mlp(), x, y, loss="logistic", max_epochs=10, progress=False)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert results["run"].metrics["epoch"].iloc[-1] == 10
+    assert torch.get_num_threads() == 2
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_your_own_data_file_from_the_command_line(tmp_path):
+    x, y = blobs()
+    np.savez(
+        tmp_path / "blobs.npz", x=x.numpy(), y=y.numpy(), x_test=x[:4].numpy(), y_test=y[:4].numpy()
+    )
+    (tmp_path / "run.yaml").write_text(
+        f"loss: logistic\ndata: {{name: file, path: {tmp_path / 'blobs.npz'}}}\n"
+        "model: {kind: mlp, hidden: [8]}\ntrain: {max_epochs: 20, target_log10_loss: null}\n"
+    )
+    assert main(["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 0
+    run = load_run(tmp_path / "out")
+    assert run.metrics["test_acc"].notna().all()
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0.5\n3,4,1\n")
+    (tmp_path / "bad.yaml").write_text(
+        f"data: {{name: file, path: {tmp_path / 'bad.csv'}}}\nmodel: {{kind: mlp}}\n"
+    )
+    assert main(["run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o2")]) == 2
+    assert (
+        main(["run", "digits-mlp", "--set", "data.path=x.npz", "--out", str(tmp_path / "o3")]) == 2
+    )
+
+
+def test_the_schedules_are_exported_and_a_schedule_of_your_own_trains():
+    from dataclasses import dataclass, replace
+
+    from marginlab.training.schedules import ScheduleState
+
+    @dataclass(frozen=True)
+    class Halving:
+        """A constant step that halves every 10 epochs."""
+
+        lr: float
+        rolls_back = False
+
+        def init(self, log_loss):
+            return ScheduleState(alpha=self.lr, log_frame=log_loss)
+
+        def log_step_factor(self, state, log_batch_loss):
+            return math.log(self.lr) - math.log(2.0) * (state.epochs // 10) + log_batch_loss
+
+        def end_epoch(self, state, log_loss, completed, smoothed_margin=None):
+            return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
+
+    x, y = blobs()
+    run = fit(mlp(), x, y, loss="logistic", schedule=Halving(0.2), max_epochs=30, progress=False)
+    steps = 10 ** run.metrics["log10_lr"].dropna().to_numpy()
+    assert steps[0] == pytest.approx(0.2) and steps[-1] == pytest.approx(0.05)
+    assert run.config["train"]["schedule"] == "custom"
+    assert {"fit", "LossBased", "Constant", "Normalized", "InverseSqrt"} <= set(marginlab.__all__)
