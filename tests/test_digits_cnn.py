@@ -1,4 +1,8 @@
-"""The main job's preset, trained a short way: the acceptance properties of its metrics."""
+"""The main job's preset, trained a short way: the acceptance properties of its metrics.
+
+The preset trains by the reference rule alone (no margin guard): the smoothed margin it
+shows rising is not enforced by the schedule.
+"""
 
 import math
 
@@ -25,13 +29,22 @@ def test_fits_and_passes_the_target(run):
     assert run.status["state"] == "finished"
 
 
-def test_smoothed_margin_is_monotone_and_below_the_normalized_margin(run):
+def test_the_margin_guard_is_off(run):
+    assert run.config["train"]["reject_margin_decrease"] is False
+    assert run.config["train"]["schedule"] == "loss_based"
+
+
+def test_smoothed_margin_rises_and_stays_below_the_normalized_margin(run):
     rows = run.store.metrics()
     after = [r for r in rows if r["smoothed_margin"] is not None]
     assert len(after) >= 3
     for key in ("smoothed_margin", "smoothed_margin_layers"):
-        for prev, cur in zip(after, after[1:], strict=False):
-            assert cur[key] >= prev[key] * (1 - 1e-9)
+        margins = [r[key] for r in after]
+        assert margins[-1] > margins[0]
+        # SGD may lower it now and then (Thm 4.2 is for gradient descent), but only a little:
+        # the full run to 1e-400 lowers it by at most 3e-4 (relative) between logged epochs
+        for prev, cur in zip(margins, margins[1:], strict=False):
+            assert cur >= prev * (1 - 1e-3)
     for r in after:
         assert r["smoothed_margin"] <= r["normalized_margin"]
         assert r["smoothed_margin_layers"] <= r["normalized_margin_layers"]

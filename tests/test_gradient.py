@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from marginlab.losses import get_loss
-from marginlab.measure.gradient import log_loss_and_grad, log_loss_sum
+from marginlab.measure.gradient import _log_softplus_value, log_loss_and_grad, log_loss_sum
 from marginlab.measure.margins import pairwise_margins
 
 mpmath.mp.dps = 50
@@ -131,3 +131,29 @@ def test_one_pass_evaluation_and_gradient_equal_the_two_passes(kind, dtype):
         assert log_loss == expected_log_loss
         for a, b in zip(grads, expected_grads, strict=True):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "u",
+    [
+        -1e6,
+        -2000.0,
+        -745.5,
+        -700.0,
+        -20.0001,
+        -20.0,
+        -19.9999,
+        -3.0,
+        0.0,
+        0.5,
+        39.9999,
+        40.0,
+        40.0001,
+        700.0,
+        1e3,
+    ],
+)
+def test_the_forward_log_softplus_matches_mpmath_on_both_sides_of_its_branches(u):
+    exact = mpmath.log(mpmath.log1p(mpmath.exp(mpmath.mpf(u))))
+    value = _log_softplus_value(torch.tensor([u], dtype=torch.float64)).item()
+    assert value == pytest.approx(float(exact), rel=1e-14, abs=1e-300)

@@ -41,8 +41,8 @@ def _variant(base: dict, **sections: dict) -> dict:
 PRESETS: dict[str, tuple[str, dict]] = {
     "digits-cnn": (
         "bias-free ReLU CNN (bias in layer 1 only, 2 conv + 8 fc layers, order 10) on sklearn "
-        "digits (1797 8x8), cross-entropy, SGD batch 25, loss-based schedule (an epoch that "
-        "lowers the smoothed margin is also rolled back), until the loss is below 1e-300",
+        "digits (1797 8x8), cross-entropy, SGD batch 25, loss-based schedule (the reference "
+        "rule), until the loss is below 1e-400",
         {
             "loss": "cross_entropy",
             "data": {"name": "digits"},
@@ -54,17 +54,27 @@ PRESETS: dict[str, tuple[str, dict]] = {
                 # Width steadies the speed: with fc32 layers the rate depended on the path
                 # SGD took (epochs to a mean loss of 1e-30 over seeds 0-7: 127 to 390, fc48:
                 # up to 560); with fc64 it is 105 to 215 over seeds 0-11, median 124.
+                # Against it (seed 0, attempts to a loss level, and the cost of an attempt):
+                # 9 fc layers (order 12) 1.6x the attempts to 1e-50 at 1.06x the cost; fc128
+                # 1.6x at 1.29x; conv3x3-4,conv3x3-8 2.1x to 1e-30 at 0.89x; average pooling
+                # 2.8x to 1e-28 at 0.97x.
                 "spec": DIGITS_CNN,
                 "bias": "first",
             },
             "train": {
                 "schedule": "loss_based",
+                # Larger batches hardly cut the steps to a loss level (to 1e-50: 48k at batch
+                # 25, 44k at 50) while a step of 50 costs 1.3x one of 25 (most of a step is
+                # fixed overhead); batch 20 needed more (57k steps to 1e-27).
                 "batch_size": 25,
                 "max_epochs": 20000,
-                "target_log10_loss": -300.0,
-                # SGD is not gradient descent: a few accepted epochs lower the smoothed margin
-                # (by up to 3e-4); retrying them keeps it monotone, as Thm 4.2 has it for GD.
-                "reject_margin_decrease": True,
+                "target_log10_loss": -400.0,
+                # The reference rule alone (alpha up 2^(1/5), down 2^(1/10)): the smoothed
+                # margin is shown, not enforced. The run's summary counts the logged epochs
+                # that lowered it (seed 0: 4 of 553, by at most 2.6e-4 relative);
+                # `reject_margin_decrease` would roll them back. Other factors, seed 0: up
+                # 2^(3/10) took 4% fewer attempts to 1e-400, 2^(4/10) 1.7x more to 1e-100,
+                # up = down = 2^(1/10) 1.3x more to 1e-50.
                 # Two of three attempts are rolled back; both cores run retries ahead.
                 "speculate": True,
             },

@@ -468,7 +468,8 @@ def _open_loop(
         parts,
         store,
         state,
-        Progress(store.path.name, enabled=progress),
+        # a resumed run's summary counts the rows logged before it too
+        Progress(store.path.name, enabled=progress, history=() if fresh else store.metrics()),
         params,
         [p.detach().clone() for p in params],
         parallel=parallel,
