@@ -7,15 +7,13 @@ Thin wrappers: the library computes the records (:mod:`marginlab.results.kkt`,
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import TYPE_CHECKING
 
 from marginlab.runs.checkpoint_spec import SPEC_HELP, CheckpointSpec, parse_checkpoint
 
 if TYPE_CHECKING:  # torch loads only when a command runs, so `marginlab --help` stays fast
-    from marginlab.results.kkt import KKTTable
-    from marginlab.results.reference import ReferenceComparison
+    pass
 
 # Spelled out so that building the parser does not import the references (a test keeps them
 # equal to marginlab.results.reference.REFERENCE_KINDS).
@@ -34,37 +32,6 @@ def _checkpoints_arg(text: str) -> CheckpointSpec | str:
     return text if text == "all" else checkpoint_arg(text)
 
 
-def _fmt(value: float | None, spec: str = ".4g") -> str:
-    return "-" if value is None or math.isnan(value) else format(value, spec)
-
-
-def print_kkt(table: KKTTable) -> None:
-    """The table as ``marginlab kkt`` prints it, with the trend when it spans checkpoints."""
-    header = f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'1-beta':>14} {'tau':>7} "
-    print(header + f"{'eps_rel':>10} {'delta':>10} {'active':>7}")
-    for row in table.rows:
-        lead = f"{row.epoch:>8} {_fmt(row.log10_loss, '.2f'):>10}"
-        if row.result is None:
-            print(f"{lead}  skipped: {row.error}")
-            continue
-        result = row.result
-        certs = [("weights", result.loss_weights)]
-        certs += [(f"{c.tau:g}", c) for c in result.certificates]
-        for label, cert in certs:
-            print(
-                f"{lead} {result.normalized_margin:>11.5g} {1.0 - result.beta:>14.3e} "
-                f"{label:>7} {cert.eps_rel:>10.3e} {cert.delta:>10.3e} {cert.n_active:>7}"
-            )
-            lead = " " * len(lead)
-    print("(tau 'weights': the certificate with the loss weights as multipliers)")
-    trends = table.trend()
-    if trends:
-        steps = len(trends[0].values)
-        print(f"across {steps} checkpoints, first -> last (steps at which it fell):")
-        for trend in trends:
-            print(f"  {trend.quantity:<16} {trend}")
-
-
 def _kkt(args: argparse.Namespace) -> int:
     from marginlab.measure.kkt import DEFAULT_MEMORY_BUDGET, DEFAULT_TAUS
     from marginlab.results.kkt import kkt_along_training
@@ -77,34 +44,9 @@ def _kkt(args: argparse.Namespace) -> int:
         taus=args.tau or DEFAULT_TAUS,
         memory_budget=args.memory_budget or DEFAULT_MEMORY_BUDGET,
     )
-    print_kkt(table)
+    print(table)
     print(f"written: {table.save(run)}")
     return 0
-
-
-def print_reference(comparison: ReferenceComparison) -> None:
-    """The comparison as ``marginlab reference`` prints it."""
-    for row in comparison.direction_errors:
-        print(
-            f"  epoch {row.epoch:>8}  log10 loss {_fmt(row.log10_loss, '.2f'):>8}  "
-            f"direction error {row.error:.3e}"
-        )
-    details = comparison.details
-    if comparison.kind == "f1":
-        print(
-            f"  gamma_1 in [{details['lower']:.6g}, {details['upper']:.6g}] "
-            f"(certified: {details['certified']})"
-        )
-    if comparison.kind == "rkhs":
-        print(
-            f"  gamma_2: empirical kernel of the first layer "
-            f"{details['empirical']['margin']:.6g}, closed-form arc-cosine kernel "
-            f"{details['closed_form']['margin']:.6g}"
-        )
-    print(
-        f"reference margin {comparison.reference_margin:.6g}   network margin "
-        f"{comparison.network_margin:.6g}   ratio {comparison.ratio:.4f}"
-    )
 
 
 def _reference(args: argparse.Namespace) -> int:
@@ -121,7 +63,7 @@ def _reference(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"marginlab: error: {error}", file=sys.stderr)
         return 2
-    print_reference(comparison)
+    print(comparison)
     print(f"written: {comparison.save(run)}")
     return 0
 

@@ -153,3 +153,31 @@ def declare_homogeneity(
     if degrees is not None:
         model.layer_groups = _LayerGroups(model, list(degrees))
     return model
+
+
+def summary(model: nn.Module) -> str:
+    """One line for a module that is not a zoo model: its leaf layers, order and size.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(2, 8, bias=False), nn.ReLU(), nn.Linear(8, 1, bias=False))
+    >>> summary(net)
+    'Sequential: Linear(2->8), ReLU, Linear(8->1) | L=none | 24 params'
+    """
+    leaves = [m for m in model.modules() if not list(m.children())] or [model]
+    shown = []
+    for leaf in leaves[:12]:
+        sizes = [getattr(leaf, key, None) for key in ("in_features", "out_features")]
+        sizes = sizes if None not in sizes else [getattr(leaf, k, None) for k in _CONV_SIZES]
+        text = type(leaf).__name__
+        shown.append(f"{text}({sizes[0]}->{sizes[1]})" if None not in sizes else text)
+    shown += [f"... {len(leaves) - 12} more"] if len(leaves) > 12 else []
+    order = getattr(model, "homogeneity_order", None)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    count = f"{total:,} params" + ("" if trainable == total else f" ({trainable:,} trainable)")
+    order_text = "none" if order is None else f"{order:g}"
+    return f"{type(model).__name__}: {', '.join(shown)} | L={order_text} | {count}"
+
+
+_CONV_SIZES = ("in_channels", "out_channels")

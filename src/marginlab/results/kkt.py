@@ -22,7 +22,7 @@ from marginlab.measure.kkt import (
     KKTResult,
     kkt_certificates,
 )
-from marginlab.results.record import Record, finite_or_none
+from marginlab.results.record import Record, finite_or_none, shown
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Checkpoint, Run, load_run
 
@@ -107,6 +107,37 @@ class KKTTable(Record):
         """The run's ``kkt.json``, or None when ``marginlab kkt`` has not been run."""
         path = run.path / cls.FILE
         return cls.load(path) if path.exists() else None
+
+    def __str__(self) -> str:
+        """The table as ``marginlab kkt`` prints it, with the trend when it spans
+        checkpoints."""
+        lines = [
+            f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'1-beta':>14} {'tau':>7} "
+            f"{'eps_rel':>10} {'delta':>10} {'active':>7}"
+        ]
+        for row in self.rows:
+            lead = f"{row.epoch:>8} {shown(row.log10_loss, '.2f'):>10}"
+            if row.result is None:
+                lines.append(f"{lead}  skipped: {row.error}")
+                continue
+            result = row.result
+            certs = [("weights", result.loss_weights)]
+            certs += [(f"{c.tau:g}", c) for c in result.certificates]
+            for label, cert in certs:
+                lines.append(
+                    f"{lead} {result.normalized_margin:>11.5g} {1.0 - result.beta:>14.3e} "
+                    f"{label:>7} {cert.eps_rel:>10.3e} {cert.delta:>10.3e} {cert.n_active:>7}"
+                )
+                lead = " " * len(lead)
+        lines.append("(tau 'weights': the certificate with the loss weights as multipliers)")
+        trends = self.trend()
+        if trends:
+            lines.append(
+                f"across {len(trends[0].values)} checkpoints, first -> last "
+                "(steps at which it fell):"
+            )
+            lines += [f"  {trend.quantity:<16} {trend}" for trend in trends]
+        return "\n".join(lines)
 
     def long_table(self) -> pd.DataFrame:
         """One row per checkpoint and certificate: ``epoch``, ``log10_loss``,

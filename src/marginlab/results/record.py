@@ -22,6 +22,17 @@ class RecordError(ValueError):
     """A result file that its record cannot read: damaged, or of another format or version."""
 
 
+def shown(value: float | None, spec: str = ".4g") -> str:
+    """A number as the records print it: ``-`` for a missing or nan value.
+
+    Examples
+    --------
+    >>> shown(None), shown(float("nan")), shown(-2.345, ".2f")
+    ('-', '-', '-2.35')
+    """
+    return "-" if value is None or math.isnan(value) else format(value, spec)
+
+
 def finite_or_none(value: float | None) -> float | None:
     """JSON has no nan or inf: they are written as null.
 

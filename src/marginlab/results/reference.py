@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 # The solvers (scipy, cvxpy) load when a reference is computed, not when one is read.
-from marginlab.results.record import Record, finite_or_none
+from marginlab.results.record import Record, finite_or_none, shown
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Run, load_run
 
@@ -81,6 +81,31 @@ class ReferenceComparison(Record):
     def ratio(self) -> float:
         """``network_margin / reference_margin``: 1 when the network reached the reference."""
         return self.network_margin / self.reference_margin
+
+    def __str__(self) -> str:
+        """The comparison as ``marginlab reference`` prints it."""
+        lines = [
+            f"  epoch {row.epoch:>8}  log10 loss {shown(row.log10_loss, '.2f'):>8}  "
+            f"direction error {row.error:.3e}"
+            for row in self.direction_errors
+        ]
+        details = self.details
+        if self.kind == "f1":
+            lines.append(
+                f"  gamma_1 in [{details['lower']:.6g}, {details['upper']:.6g}] "
+                f"(certified: {details['certified']})"
+            )
+        if self.kind == "rkhs":
+            lines.append(
+                f"  gamma_2: empirical kernel of the first layer "
+                f"{details['empirical']['margin']:.6g}, closed-form arc-cosine kernel "
+                f"{details['closed_form']['margin']:.6g}"
+            )
+        lines.append(
+            f"reference margin ({self.kind}) {self.reference_margin:.6g}   network margin "
+            f"{self.network_margin:.6g}   ratio {self.ratio:.4f}"
+        )
+        return "\n".join(lines)
 
     @classmethod
     def find(cls, run: Run) -> list[ReferenceComparison]:

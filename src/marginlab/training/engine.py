@@ -27,6 +27,7 @@ import torch
 from marginlab.config import ConfigError, ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
+from marginlab.models.declare import summary
 from marginlab.numerics import LN10, logaddexp
 from marginlab.runs.checkpoint_spec import parse_checkpoint
 from marginlab.runs.environment import environment
@@ -323,7 +324,7 @@ def _wrap_up(loop: _Loop, evaluation: Evaluation, reason: str) -> str:
 def _announce_model(loop: _Loop) -> None:
     model = loop.parts.model
     describe = getattr(model, "describe", None)
-    loop.progress.message(describe() if describe else type(model).__name__)
+    loop.progress.message(describe() if describe else summary(model))
     if getattr(model, "homogeneity_order", None) is None:
         loop.progress.message(
             "note: the model declares no homogeneity order (a bias beyond the first layer, a "
