@@ -28,6 +28,7 @@ _LAZY = {
     "build_model": "marginlab.models",
     "load_dataset": "marginlab.data",
     "normalized_margin": "marginlab.measure.margins",
+    "kkt_certificates": "marginlab.measure.kkt",
     "kkt_along_training": "marginlab.results.kkt",
     "attack_along_training": "marginlab.results.robustness",
     "compare_reference": "marginlab.results.reference",

@@ -1,0 +1,74 @@
+"""``threads: auto`` against one thread and torch's default, while the machine is busy.
+
+Starts a load (a process that keeps every core busy with large float64 matrix products),
+then trains the ``gaussians-linear`` preset for ``--epochs`` epochs in fresh processes with
+the default ``threads`` (auto), with ``--threads 1`` and with one thread per core (torch's own
+default), in turn, ``--repeats`` times each, and prints each median
+wall time and its ratio to one thread. Pairing the three in turn keeps the ratios fair when
+the machine's speed drifts.
+
+Usage::
+
+    python benchmarks/bench_threads_auto.py --epochs 2000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LOAD = """
+import torch
+torch.set_num_threads(os.cpu_count())
+a = torch.randn(1500, 1500, dtype=torch.float64)
+while True:
+    a = (a @ a).tanh_()
+"""
+
+
+def train_seconds(epochs: int, threads: str | None, out: str) -> float:
+    """Wall seconds of one ``marginlab run gaussians-linear`` process."""
+    command = [sys.executable, "-m", "marginlab", "run", "gaussians-linear", "--out", out]
+    command += ["--set", f"train.max_epochs={epochs}", "--set", "log.every=1000"]
+    command += [] if threads is None else ["--threads", threads]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    cores = str(os.cpu_count())
+    settings = {"auto (default)": None, "threads 1": "1", f"threads {cores} (one per core)": cores}
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    load = subprocess.Popen([sys.executable, "-c", "import os\n" + LOAD])
+    try:
+        time.sleep(2.0)  # let the load reach full speed
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(args.repeats):
+                for name, threads in settings.items():
+                    out = os.path.join(tmp, f"{repeat}-{threads}")
+                    times[name].append(train_seconds(args.epochs, threads, out))
+    finally:
+        load.kill()
+    one = statistics.median(times["threads 1"])
+    print(f"gaussians-linear, {args.epochs} epochs, {args.repeats} runs each, all cores loaded")
+    print(f"{'setting':<26} {'median s':>9} {'min s':>7} {'max s':>7} {'/ threads 1':>12}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"{name:<26} {median:>9.2f} {min(values):>7.2f} {max(values):>7.2f} "
+            f"{median / one:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
