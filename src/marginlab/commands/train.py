@@ -130,7 +130,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"])
     run.add_argument("--dtype", choices=["float64", "float32"])
     run.add_argument("--seed", type=int)
-    run.add_argument("--threads", type=int, help="CPU threads for torch (default: auto, one thread when a step is small)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: auto, one thread when a step is small)",
+    )
     run.add_argument(
         "--tensorboard",
         action="store_true",
