@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def main() -> None:
     settings = {"auto (default)": None, "threads 1": "1", f"threads {cores} (one per core)": cores}
     times: dict[str, list[float]] = {name: [] for name in settings}
     load = subprocess.Popen([sys.executable, "-c", "import os\n" + LOAD])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the load is stopped too
     try:
         time.sleep(2.0)  # let the load reach full speed
         with tempfile.TemporaryDirectory() as tmp:
@@ -57,6 +59,7 @@ def main() -> None:
                 for name, threads in settings.items():
                     out = os.path.join(tmp, f"{repeat}-{threads}")
                     times[name].append(train_seconds(args.epochs, threads, out))
+                    print(f"run {repeat}: {name}: {times[name][-1]:.2f} s", flush=True)
     finally:
         load.kill()
     one = statistics.median(times["threads 1"])
