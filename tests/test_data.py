@@ -189,7 +189,7 @@ def test_unknown_param_lists_allowed_params():
 
 def test_registry_describes_every_name():
     assert set(DATASETS) == {
-        "digits", "mnist", "fashion-mnist", "cifar10", "gaussians", "xor", "clusters"
+        "digits", "mnist", "fashion-mnist", "cifar10", "gaussians", "xor", "clusters", "file"
     }  # fmt: skip
     assert all(isinstance(d, str) and d and "\n" not in d for d in DATASETS.values())
     assert dataset_params("gaussians") == {"n": 200, "d": 10, "margin": 0.5, "test_n": 0}

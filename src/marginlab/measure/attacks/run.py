@@ -207,8 +207,10 @@ def run_attack(
     Examples
     --------
     >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
     >>> model = torch.nn.Linear(4, 2, bias=False).double()
-    >>> x = torch.rand(8, 4, dtype=torch.float64)
+    >>> model.weight.data = torch.eye(2, 4, dtype=torch.float64)
+    >>> x = torch.rand(8, 4, generator=g, dtype=torch.float64)
     >>> y = model(x).argmax(1)
     >>> result = run_attack(model, x, y, attack="deepfool", progress=False)
     >>> bool(result.success.all()), bool((result.distances > 0).all())
