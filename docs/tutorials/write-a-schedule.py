@@ -20,10 +20,12 @@
 # - `end_epoch(state, log_loss, completed, smoothed_margin=None)` returns
 #   `(accepted, new_state)` once the full training loss after the epoch is known. A rejected
 #   epoch is rolled back and tried again from the same weights, with the new state.
+#   (`smoothed_margin` is given only under `LossBased(reject_margin_decrease=True)`.)
 #
-# and a class attribute `rolls_back`: whether an epoch with a finite loss can be rejected
-# (the engine then keeps a copy of the weights to go back to). The state is a
-# `ScheduleState`, whose `alpha` and `rollbacks` appear in the metrics.
+# and a class attribute `rolls_back`: whether the schedule may reject an epoch whose loss is
+# finite. One that never does lets full-batch training compute the next epoch's gradient in
+# the same pass as the loss. The state is a `ScheduleState`, whose `alpha` and `rollbacks`
+# appear in the metrics.
 
 # %%
 import math
