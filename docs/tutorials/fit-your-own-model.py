@@ -90,7 +90,8 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 decades = -metrics["log10_loss_mean"]
 ax.plot(decades, metrics["normalized_margin"], label="normalized margin")
 ax.plot(decades, metrics["smoothed_margin"], label="smoothed margin")
-ax.set_xlabel("-log10 (mean training loss)")
+ax.set_xscale("log")
+ax.set_xlabel("-log10 (mean training loss), log scale")
 ax.set_ylabel("margin / ||theta||^2")
 ax.legend()
 fig.tight_layout()
@@ -129,7 +130,7 @@ table.long_table()
 # margin in the variation norm of Chizat & Bach (2020), the *F1* max margin, which marginlab
 # solves as a convex problem with a certified gap. `compare_reference` puts it beside the
 # network's margin, in the same normalization; the ratio is at most 1 and approaches it as
-# training goes on (a network of finite width can fall short of it).
+# training goes on (a network of finite width can fall short of it). On the margin curve:
 
 # %%
 from marginlab.results.reference import compare_reference
@@ -139,6 +140,10 @@ comparison.network_margin, comparison.reference_margin, comparison.ratio
 
 # %%
 assert 0 < comparison.ratio <= 1 + 1e-6
+
+ax.axhline(comparison.reference_margin, color="gray", linestyle="--", label="F1 max margin")
+ax.legend()
+fig
 
 # %% [markdown]
 # ## Next
