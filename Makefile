@@ -4,23 +4,29 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP := $(VENV)/bin/pip install --quiet -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs lint bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,docs]'
 	touch $@
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/marginlab run digits-cnn
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples docs
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
+	$(MAKE) docs
+
+# The site in site/; building it executes the tutorials, and any warning (a broken link, a
+# docstring mkdocstrings cannot read) or a tutorial cell that raises fails it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_mnist_cnn.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
