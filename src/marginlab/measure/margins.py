@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -68,11 +69,12 @@ class Evaluation:
     log_losses: torch.Tensor
     margins: torch.Tensor
 
-    @property
+    # Cached: the engine reads them several times per step.
+    @cached_property
     def log_loss_sum(self) -> float:
         return log_sum(self.log_losses)
 
-    @property
+    @cached_property
     def log_loss_mean(self) -> float:
         return log_mean(self.log_losses)
 

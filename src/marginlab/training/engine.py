@@ -42,7 +42,7 @@ from marginlab.runs.store import (
 )
 from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.assembly import Assembly, assemble, session_threads
-from marginlab.training.attempt import Attempt, evaluate_split
+from marginlab.training.attempt import Attempt, evaluate_split, parameter_norm
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.executors import Plain, Speculative
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
@@ -113,6 +113,19 @@ class _Loop:
     # Sees each logged metrics row; a true return value ends the run after that epoch.
     callback: Callable[[dict], object] | None = None
     stop_requested: bool = False
+    # fit(trace=True): (epoch, log L, q_min, ||theta||) of every accepted epoch, in memory.
+    trace: list[tuple[int, float, float, float]] | None = None
+
+    def record_trace(self, evaluation: Evaluation) -> None:
+        if self.trace is not None:
+            self.trace.append(
+                (
+                    self.state.epoch,
+                    evaluation.log_loss_mean,
+                    evaluation.q_min,
+                    parameter_norm(self.params),
+                )
+            )
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -254,6 +267,7 @@ def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
         state.log_lr = attempt.log_lr
         state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
         state.wall_time = time.perf_counter() - loop.clock
+        loop.record_trace(attempt.evaluation)
         _observe(loop, attempt.evaluation)
         return attempt.evaluation
 
@@ -446,6 +460,7 @@ def _open_loop(
     progress: bool,
     parallel: DataParallel | None = None,
     callback: Callable[[dict], object] | None = None,
+    trace: list | None = None,
 ) -> tuple[_Loop, Evaluation]:
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
@@ -464,11 +479,13 @@ def _open_loop(
         [p.detach().clone() for p in params],
         parallel=parallel,
         callback=callback,
+        trace=trace,
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
     _announce_model(loop)
     if fresh:
+        loop.record_trace(evaluation)
         _observe(loop, evaluation)
     return loop, evaluation
 
@@ -480,8 +497,9 @@ def _start(
     progress: bool,
     parallel: DataParallel | None,
     callback: Callable[[dict], object] | None = None,
+    trace: list | None = None,
 ) -> None:
-    loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback)
+    loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback, trace)
     speculate = parts.config.train.speculate
     if speculate and parts.device.type != "cpu":
         speculate = False
@@ -592,13 +610,15 @@ def start_run(
     progress: bool = True,
     callback: Callable[[dict], object] | None = None,
     files: Mapping[str, Callable[[], bytes]] | None = None,
+    trace: list | None = None,
 ) -> Path:
     """Train a new run into ``path``: the one way every run starts (:func:`train` from a
     config, :func:`marginlab.fit` from a module and tensors).
 
     ``build`` makes the run's pieces once the directory is locked (every check happens
     before anything is written); ``files`` are written into the directory first (the
-    tensors of a run of your own data); ``callback`` sees each logged metrics row.
+    tensors of a run of your own data); ``callback`` sees each logged metrics row;
+    ``trace``, a list, receives ``(epoch, log L, q_min, ||theta||)`` of every accepted epoch.
     """
     _refuse_existing_run(path)
     store = _store(path)
@@ -613,7 +633,7 @@ def start_run(
         if parallel is not None:
             described["data_parallel"] = parallel.describe(parts.data)
         store.write_json("environment.json", described)
-        _start(parts, store, None, progress and store.writable, parallel, callback)
+        _start(parts, store, None, progress and store.writable, parallel, callback, trace)
     return store.path
 
 

@@ -33,7 +33,7 @@ import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from marginlab.measure.margins import Evaluation, pairwise_margins
-from marginlab.training.attempt import Attempt, Gradient, run_attempt
+from marginlab.training.attempt import Attempt, Gradient, log_step_factor, run_attempt
 from marginlab.training.speculation import Speculator
 
 Params = dict[str, torch.Tensor]
@@ -161,7 +161,9 @@ class Stacked:
         attempts = {}
         for k in going:
             loop = self.loops[k]
-            log_factor = loop.parts.schedule.log_step_factor(loop.state.schedule, self.log_loss[k])
+            log_factor = log_step_factor(
+                loop.parts.schedule, loop.state.schedule, self.log_loss[k], loop.params
+            )
             if log_factor is None:
                 attempts[k] = Attempt(False, -math.inf, None, 0, None)
                 continue
