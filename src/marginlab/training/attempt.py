@@ -67,9 +67,9 @@ def shuffle_generator(seed: int, attempt: int) -> torch.Generator:
 
 
 def parameter_norm(params: list[torch.Tensor]) -> float:
-    """``||theta||`` over ``params``, accumulated in float64."""
+    """``||theta||`` over ``params``: each tensor's norm in its dtype, summed in float64."""
     with torch.no_grad():
-        return float(torch.stack(torch._foreach_norm(params)).double().norm())
+        return math.sqrt(sum(float(norm) ** 2 for norm in torch._foreach_norm(params)))
 
 
 def log_step_factor(

@@ -45,7 +45,7 @@ from marginlab.measure.references.rkhs import (
     empirical_kernel,
     kernel_svm,
 )
-from marginlab.models.base import LayerGroup, Scale
+from marginlab.models.base import LayerGroup
 from marginlab.models.two_layer import TwoLayer
 from marginlab.plots import plot_boundary
 from marginlab.training.fit import fit
@@ -113,13 +113,41 @@ class TwoNet:
         return model
 
 
-class MeanFieldNet(nn.Sequential):
-    """``f(x) = (1/m) sum_j b_j relu(<a_j, x>)``: :class:`TwoLayer`'s network as it trains here.
+class _MeanField(torch.autograd.Function):
+    """``(1/m) relu(x a^T) b`` with the reference code's backward pass.
 
-    The layers are ``Linear(d, m)``, ReLU, ``Linear(m, 1)`` and the ``1/m``, which comes
-    last so that it scales one number per sample: before the output layer it would scale
-    the ``(n, m)`` activations, forward and backward, a third of a step's work. With
-    ``train="output"`` the first layer is frozen and ``f`` is linear in ``b``.
+    The input-layer gradient is formed as ``x^T (relu'(z) g)``, a ``(d, m)`` product whose
+    long axis stays contiguous, then scaled by ``b``; autograd's generic path forms it as
+    ``(m, n) x (n, d)`` after an ``(n, m)`` outer product and takes about twice as long.
+    ``relu'(0) = 0``, as in the reference code and in torch.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        act = (x @ a.T).clamp_min_(0.0)
+        ctx.save_for_backward(x, act, b)
+        return (act @ b[0])[:, None] / a.shape[0]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
+        x, act, b = ctx.saved_tensors
+        py = grad[:, 0] / act.shape[1]
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[1]:
+            slopes = torch.sign(act).mul_(py[:, None])
+            grad_a = b[0][:, None] * (x.T @ slopes).T
+        if ctx.needs_input_grad[2]:
+            grad_b = (act.T @ py)[None]
+        return None, grad_a, grad_b
+
+
+class MeanFieldNet(nn.Module):
+    """``f(x) = (1/m) sum_j b_j relu(<a_j, x>)``: :class:`TwoLayer`'s network as it trains here,
+    with the reference code's gradient (:class:`_MeanField`).
+
+    ``hidden`` holds ``a`` (``(m, d)``) and ``output`` holds ``b`` (``(1, m)``), as in
+    :class:`TwoLayer`. With ``train="output"`` the first layer is frozen and ``f`` is linear
+    in ``b``.
 
     Examples
     --------
@@ -129,24 +157,23 @@ class MeanFieldNet(nn.Sequential):
     """
 
     def __init__(self, first: torch.Tensor, second: torch.Tensor, train: str) -> None:
-        width, d = first.shape
-        super().__init__(
-            nn.Linear(d, width, bias=False, dtype=first.dtype),
-            nn.ReLU(),
-            nn.Linear(width, 1, bias=False, dtype=first.dtype),
-            Scale(1.0 / width),
-        )
+        super().__init__()
+        self.hidden = nn.Linear(*first.shape[::-1], bias=False, dtype=first.dtype)
+        self.output = nn.Linear(first.shape[0], 1, bias=False, dtype=first.dtype)
         with torch.no_grad():
-            self[0].weight.copy_(first)
-            self[2].weight.copy_(second[None])
-        self[0].requires_grad_(train == "both")
+            self.hidden.weight.copy_(first)
+            self.output.weight.copy_(second[None])
+        self.hidden.requires_grad_(train == "both")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MeanField.apply(x, self.hidden.weight, self.output.weight)
 
     @property
     def homogeneity_order(self) -> float:
-        return 2.0 if self[0].weight.requires_grad else 1.0
+        return 2.0 if self.hidden.weight.requires_grad else 1.0
 
     def layer_groups(self) -> list[LayerGroup]:
-        layers = [("hidden", self[0]), ("output", self[2])]
+        layers = [("hidden", self.hidden), ("output", self.output)]
         return [
             LayerGroup(name, (layer.weight,), 1.0)
             for name, layer in layers
@@ -280,8 +307,8 @@ def train_twonet(
         size = trace["norm"] ** (2 if train == "both" else 1) / width
         with np.errstate(invalid="ignore", divide="ignore"):
             margins[:, r] = trace["q_min"].to_numpy() / size.to_numpy()
-        first.append(net[0].weight.detach())
-        second.append(net[2].weight.detach()[0])
+        first.append(net.hidden.weight.detach())
+        second.append(net.output.weight.detach()[0])
     return TwoNet(torch.stack(first), torch.stack(second), margins, train)
 
 
