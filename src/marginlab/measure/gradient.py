@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from marginlab.losses import Loss
-from marginlab.measure.margins import Evaluation, chunk_evaluation, pairwise_margins
+from marginlab.measure.margins import Evaluation, chunk_evaluation
 from marginlab.numerics import logaddexp
 
 # Below this, log(softplus(u)) = u - e^u / 2 to float64 precision (the next term is e^{2u}/3);
@@ -203,7 +203,9 @@ def _binary_log_sum_and_grad(
     for the logistic one; the network's backward pass takes it from there. Only a handful of
     operations on ``N`` numbers: on a small network they are much of a step.
     """
-    margins = pairwise_margins(outputs.detach(), y)
+    # pairwise_margins of a one-output model, with the signs kept for the gradient
+    sign = 2.0 * y.to(torch.float64) - 1.0
+    margins = (sign * outputs.detach()[:, 0].double()).unsqueeze(1)
     log_losses = loss.log_per_sample(margins)
     total = torch.logsumexp(log_losses, dim=0)
     if read_outputs is not None:
@@ -211,7 +213,6 @@ def _binary_log_sum_and_grad(
         read_outputs(outputs, y, evaluation)
     u = -margins[:, 0]
     weight = torch.exp((u if loss.name == "exponential" else F.logsigmoid(u)) - total)
-    sign = 2.0 * y.to(weight.dtype) - 1.0
     grad_outputs = (-sign * weight).to(outputs.dtype).unsqueeze(1)
     return total, torch.autograd.grad(outputs, params, grad_outputs)
 
