@@ -5,8 +5,8 @@ Times, interleaved in one process on one problem (clusters data, ``m = 1000``, `
 (``chizat_bach_numpy.py``) and a marginlab run, :func:`~marginlab.training.engine.train`
 (full-batch GD, exponential loss, ``normalized`` schedule so every attempt is one accepted
 step, float64 and float32), and the batched loop that ``marginlab reproduce
-chizat-bach`` trains with (:func:`~marginlab.experiments.papers.chizat_bach.train_twonet`,
-the reference update with its ``1 / sqrt(t + 1)`` schedule, float64 and float32). marginlab's
+chizat-bach`` trained with before it called ``fit`` (``hand_loops.chizat_bach_loop``, the
+reference update with its ``1 / sqrt(t + 1)`` schedule, float64 and float32). marginlab's
 per-iteration cost is the slope between a long and a short run, so set-up (data, model,
 first evaluation) is excluded.
 
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from chizat_bach_numpy import twonet_float32, twonet_float64
+from hand_loops import chizat_bach_loop
 
 from marginlab.config import validate
-from marginlab.experiments.papers.chizat_bach import train_twonet
 from marginlab.training.assembly import assemble
 from marginlab.training.engine import train
 
@@ -67,9 +67,9 @@ def marginlab_seconds(dtype: str, iters: int) -> float:
 
 
 def reproduction_seconds(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, iters: int) -> float:
-    """Wall seconds of ``iters`` steps of the reproduction's loop (one replica)."""
+    """Wall seconds of ``iters`` steps of the reproduction's former loop (one replica)."""
     start = time.perf_counter()
-    train_twonet(x[None], y[None], WIDTH, niter=iters, dtype=dtype)
+    chizat_bach_loop(x[None], y[None], WIDTH, niter=iters, dtype=dtype)
     return time.perf_counter() - start
 
 

@@ -196,7 +196,7 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
     config["threads"] = 1
     plain = load_run(train(config, tmp_path / "plain", progress=False))
 
-    from marginlab.training import engine, speculation
+    from marginlab.training import executors, speculation
 
     served = []
 
@@ -210,7 +210,7 @@ def test_speculative_retries_give_the_same_run_bit_for_bit(tmp_path, monkeypatch
             super()._receive()
             served.append(job in self._done)
 
-    monkeypatch.setattr(engine, "Speculator", Counting)
+    monkeypatch.setattr(executors, "Speculator", Counting)
     config["train"]["speculate"] = True
     ahead = load_run(train(config, tmp_path / "ahead", progress=False))
     rows = plain.store.metrics()

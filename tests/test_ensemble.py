@@ -101,15 +101,15 @@ def test_a_replica_that_stops_leaves_the_others_going(tmp_path) -> None:
 def test_interrupted_ensemble_resumes_run_by_run(tmp_path, monkeypatch) -> None:
     configs = replica_configs(CONFIG, seeds=[0, 1])
     calls = {"n": 0}
-    attempt = ensemble._next_attempt
+    attempts = ensemble.Plain.__call__
 
-    def interrupted_attempt(loop):
+    def interrupted_attempts(self, going):
         calls["n"] += 1
-        if calls["n"] == 25:
+        if calls["n"] == 13:
             os.kill(os.getpid(), signal.SIGINT)
-        return attempt(loop)
+        return attempts(self, going)
 
-    monkeypatch.setattr(ensemble, "_next_attempt", interrupted_attempt)
+    monkeypatch.setattr(ensemble.Plain, "__call__", interrupted_attempts)
     paths = [tmp_path / f"r{k}" for k in range(2)]
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(configs, paths)

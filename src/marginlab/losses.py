@@ -57,7 +57,10 @@ class Loss:
         torch.Tensor
             ``(N,)`` per-sample log losses, exact from margins of -1e3 to 1e6.
         """
-        neg_soft_margin = torch.logsumexp(-margins, dim=1)
+        if margins.shape[1] == 1:  # a binary model: the logsumexp of one value is that value
+            neg_soft_margin = -margins[:, 0]
+        else:
+            neg_soft_margin = torch.logsumexp(-margins, dim=1)
         if self.name == "exponential":
             return neg_soft_margin
         return log_softplus(neg_soft_margin)

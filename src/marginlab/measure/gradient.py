@@ -179,11 +179,42 @@ def evaluation_and_grad(
     """
     chunks: list[Evaluation] = []
 
-    def read(outputs: torch.Tensor, y_chunk: torch.Tensor) -> None:
-        chunks.append(chunk_evaluation(outputs, y_chunk, loss))
+    def read(
+        outputs: torch.Tensor, y_chunk: torch.Tensor, evaluation: Evaluation | None = None
+    ) -> None:
+        chunks.append(evaluation or chunk_evaluation(outputs, y_chunk, loss))
 
     log_loss, grads = _merged_log_loss_and_grad(model, params, x, y, loss, chunk_size, read)
     return Evaluation.concatenate(chunks), log_loss, grads
+
+
+def _binary_log_sum_and_grad(
+    outputs: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss,
+    params: list[torch.Tensor],
+    read_outputs: Callable[..., object] | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``log sum_n l_n`` of a one-output model and its gradient, from the same per-sample
+    log losses as its evaluation (:func:`~marginlab.measure.margins.chunk_evaluation`).
+
+    With ``s_n = sign_n f_n`` and ``u_n = -s_n``, ``d log L / d f_n = -sign_n w_n`` where
+    ``w_n = exp(u_n - log L)`` for the exponential loss and ``exp(log sigmoid(u_n) - log L)``
+    for the logistic one; the network's backward pass takes it from there. Only a handful of
+    operations on ``N`` numbers: on a small network they are much of a step.
+    """
+    # pairwise_margins of a one-output model, with the signs kept for the gradient
+    sign = 2.0 * y.to(torch.float64) - 1.0
+    margins = (sign * outputs.detach()[:, 0].double()).unsqueeze(1)
+    log_losses = loss.log_per_sample(margins)
+    total = torch.logsumexp(log_losses, dim=0)
+    if read_outputs is not None:
+        evaluation = Evaluation.with_log_loss_sum(log_losses, margins.amin(dim=1), float(total))
+        read_outputs(outputs, y, evaluation)
+    u = -margins[:, 0]
+    weight = torch.exp((u if loss.name == "exponential" else F.logsigmoid(u)) - total)
+    grad_outputs = (-sign * weight).to(outputs.dtype).unsqueeze(1)
+    return total, torch.autograd.grad(outputs, params, grad_outputs)
 
 
 def _merged_log_loss_and_grad(
@@ -193,16 +224,21 @@ def _merged_log_loss_and_grad(
     y: torch.Tensor,
     loss: Loss,
     chunk_size: int,
-    read_outputs: Callable[[torch.Tensor, torch.Tensor], object] | None = None,
+    read_outputs: Callable[..., object] | None = None,
 ) -> tuple[float, list[torch.Tensor]]:
     log_sum = -math.inf
     grads: list[torch.Tensor] | None = None
     for start in range(0, len(x), chunk_size):
         outputs, y_chunk = model(x[start : start + chunk_size]), y[start : start + chunk_size]
-        if read_outputs is not None:
-            read_outputs(outputs, y_chunk)
-        chunk_log_sum = log_loss_sum(outputs, y_chunk, loss)
-        chunk_grads = torch.autograd.grad(chunk_log_sum, params)
+        if outputs.shape[1] == 1:
+            chunk_log_sum, chunk_grads = _binary_log_sum_and_grad(
+                outputs, y_chunk, loss, params, read_outputs
+            )
+        else:
+            if read_outputs is not None:
+                read_outputs(outputs, y_chunk)
+            chunk_log_sum = log_loss_sum(outputs, y_chunk, loss)
+            chunk_grads = torch.autograd.grad(chunk_log_sum, params)
         value = float(chunk_log_sum.detach())
         if grads is None:
             grads, log_sum = list(chunk_grads), value

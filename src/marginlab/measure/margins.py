@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
 
-from marginlab.losses import Loss, get_loss, log_mean, log_sum
+from marginlab.losses import Loss, get_loss, log_sum
 
 SUPPORT_DECADES = 7
 
@@ -68,13 +69,15 @@ class Evaluation:
     log_losses: torch.Tensor
     margins: torch.Tensor
 
-    @property
+    # Cached: the engine reads them several times per step.
+    @cached_property
     def log_loss_sum(self) -> float:
         return log_sum(self.log_losses)
 
-    @property
+    @cached_property
     def log_loss_mean(self) -> float:
-        return log_mean(self.log_losses)
+        # as log_mean(self.log_losses), from the cached sum
+        return self.log_loss_sum - math.log(self.log_losses.numel())
 
     @property
     def q_min(self) -> float:
@@ -84,9 +87,21 @@ class Evaluation:
     def accuracy(self) -> float:
         return float((self.margins > 0).double().mean())
 
+    @classmethod
+    def with_log_loss_sum(
+        cls, log_losses: torch.Tensor, margins: torch.Tensor, log_loss_sum: float
+    ) -> Evaluation:
+        """An evaluation whose ``log_loss_sum`` is already known (computed as
+        :func:`~marginlab.losses.log_sum` computes it)."""
+        evaluation = cls(log_losses, margins)
+        evaluation.__dict__["log_loss_sum"] = log_loss_sum  # the cached property's value
+        return evaluation
+
     @staticmethod
     def concatenate(chunks: list[Evaluation]) -> Evaluation:
         """One evaluation of consecutive chunks of a data set."""
+        if len(chunks) == 1:
+            return chunks[0]
         return Evaluation(
             torch.cat([c.log_losses for c in chunks]), torch.cat([c.margins for c in chunks])
         )

@@ -18,7 +18,7 @@ from marginlab.measure.margins import Evaluation, evaluate
 from marginlab.numerics import logaddexp
 from marginlab.training.assembly import Assembly
 from marginlab.training.distributed import DataParallel
-from marginlab.training.schedules import ScheduleState
+from marginlab.training.schedules import Schedule, ScheduleState
 
 # (log L, grad log L) over the full training set at the weights an attempt starts from.
 Gradient = tuple[float, list[torch.Tensor]]
@@ -64,6 +64,22 @@ class Cancelled(Exception):
 def shuffle_generator(seed: int, attempt: int) -> torch.Generator:
     """A generator per attempt, derived from the seed: a resumed run reshuffles identically."""
     return torch.Generator().manual_seed(seed * 1_000_003 + attempt)
+
+
+def parameter_norm(params: list[torch.Tensor]) -> float:
+    """``||theta||`` over ``params``: each tensor's norm in its dtype, summed in float64."""
+    with torch.no_grad():
+        return math.sqrt(sum(float(norm) ** 2 for norm in torch._foreach_norm(params)))
+
+
+def log_step_factor(
+    schedule: Schedule, state: ScheduleState, log_batch_loss: float, params: list[torch.Tensor]
+) -> float | None:
+    """The schedule's ``log(eta * L_B)``; a schedule whose ``uses_norm`` is true also gets
+    the norm of the weights the step starts from (``norm=``)."""
+    if getattr(schedule, "uses_norm", False):
+        return schedule.log_step_factor(state, log_batch_loss, norm=parameter_norm(params))
+    return schedule.log_step_factor(state, log_batch_loss)
 
 
 def evaluate_split(
@@ -150,7 +166,7 @@ def run_attempt(
             log_batch_loss, grads = log_loss_and_grad(
                 parts.model, params, shuffled_x[rows], shuffled_y[rows], parts.loss, chunk
             )
-        log_factor = parts.schedule.log_step_factor(schedule, log_batch_loss)
+        log_factor = log_step_factor(parts.schedule, schedule, log_batch_loss, params)
         if log_factor is None:
             steps = 0
             break

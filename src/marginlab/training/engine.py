@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -42,10 +43,19 @@ from marginlab.runs.store import (
 )
 from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.assembly import Assembly, assemble, session_threads
-from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
+from marginlab.training.attempt import Attempt, evaluate_split, parameter_norm
 from marginlab.training.distributed import DataParallel, check_data_parallel
+from marginlab.training.executors import Plain, Speculative
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
-from marginlab.training.speculation import Speculator
+
+
+class Executor(Protocol):
+    """How attempts are computed (see :mod:`marginlab.training.executors`)."""
+
+    def __call__(self, going: list[int]) -> dict[int, Attempt]: ...
+
+    def close(self) -> None: ...
+
 
 # Keys of a resumed run that may be changed with --set: how long and how it is observed,
 # never what is trained.
@@ -92,12 +102,8 @@ class _Loop:
     progress: Progress
     params: list[torch.Tensor] = field(default_factory=list)
     accepted: list[torch.Tensor] = field(default_factory=list)
-    # Full batch: (log L, grad log L) at the accepted weights. A retried attempt starts from
-    # the same weights, so it needs one forward pass for its loss and no new gradient.
-    accepted_gradient: Gradient | None = None
     tensorboard: TensorBoardWriter | None = None
     parallel: DataParallel | None = None
-    speculator: Speculator | None = None
     # A stop signal that arrived during the bookkeeping of an epoch, raised at its end.
     in_bookkeeping: bool = False
     stop_pending: bool = False
@@ -108,6 +114,19 @@ class _Loop:
     # Sees each logged metrics row; a true return value ends the run after that epoch.
     callback: Callable[[dict], object] | None = None
     stop_requested: bool = False
+    # fit(trace=True): (epoch, log L, q_min, ||theta||) of every accepted epoch, in memory.
+    trace: list[tuple[int, float, float, float]] | None = None
+
+    def record_trace(self, evaluation: Evaluation) -> None:
+        if self.trace is not None:
+            self.trace.append(
+                (
+                    self.state.epoch,
+                    evaluation.log_loss_mean,
+                    evaluation.q_min,
+                    parameter_norm(self.params),
+                )
+            )
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -221,25 +240,6 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
     return None
 
 
-def _next_attempt(loop: _Loop) -> Attempt:
-    """Run the next attempt from the accepted weights, here or ahead in the worker."""
-    state = loop.state
-    if loop.speculator is not None:
-        return loop.speculator.attempt(
-            loop.params, loop.accepted, state.epoch, state.attempts, state.schedule
-        )
-    attempt = run_attempt(
-        loop.parts,
-        loop.params,
-        state.schedule,
-        state.attempts,
-        start_gradient=loop.accepted_gradient,
-        parallel=loop.parallel,
-    )
-    loop.accepted_gradient = attempt.start_gradient
-    return attempt
-
-
 def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
     """Decide one attempt and record it; return its evaluation when it was accepted."""
     parts, state = loop.parts, loop.state
@@ -263,25 +263,22 @@ def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
             return None
         with torch.no_grad():
             torch._foreach_copy_(loop.accepted, loop.params)
-        loop.accepted_gradient = attempt.end_gradient
         state.epoch += 1
         state.step += attempt.steps
         state.log_lr = attempt.log_lr
         state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
         state.wall_time = time.perf_counter() - loop.clock
+        loop.record_trace(attempt.evaluation)
         _observe(loop, attempt.evaluation)
         return attempt.evaluation
 
 
-def _drive(
-    loops: list[_Loop],
-    evaluations: list[Evaluation],
-    next_attempts: Callable[[list[int]], dict[int, Attempt]],
-) -> None:
+def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor) -> None:
     """Train every run of ``loops`` until its stopping rule holds, and end it.
 
-    Each round, ``next_attempts`` runs one attempt of every run still going (given their
-    indices); the attempts are then decided in order. One run, or an ensemble's replicas.
+    Each round, ``executor`` runs one attempt of every run still going (given their
+    indices; see :mod:`marginlab.training.executors`); the attempts are then decided in
+    order. One run, or an ensemble's replicas.
     """
     for loop in loops:
         loop.clock = time.perf_counter() - loop.state.wall_time
@@ -298,7 +295,7 @@ def _drive(
                 going.remove(k)
         if not going:
             return
-        attempts = next_attempts(going)
+        attempts = executor(going)
         for k in list(going):
             try:
                 evaluations[k] = _conclude(loops[k], attempts[k]) or evaluations[k]
@@ -346,12 +343,17 @@ def _stopped(loop: _Loop, stop: TrainingStopped) -> None:
     loop.progress.message(f"stopped: {stop}")
 
 
-def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
-    """Run ``body``, which trains ``loops`` (one run, or an ensemble's replicas) and ends
-    each with :func:`_finish` or :func:`_stopped`, with clean handling of every other way
-    a session can end: each unfinished run saves its accepted weights and says how it
-    ended in its ``status.json``. A write that fails (disk full, quota) stops training
-    and writes nothing more, so each run directory keeps its last complete state."""
+def _session(
+    loops: list[_Loop],
+    evaluations: list[Evaluation],
+    make_executor: Callable[[list[_Loop]], Executor],
+) -> None:
+    """Train ``loops`` (one run, or an ensemble's replicas) with the attempts of the
+    executor that ``make_executor`` builds, ending each with :func:`_finish` or
+    :func:`_stopped`, with clean handling of every other way a session can end: each
+    unfinished run saves its accepted weights and says how it ended in its
+    ``status.json``. A write that fails (disk full, quota) stops training and writes
+    nothing more, so each run directory keeps its last complete state."""
 
     def terminate(signum: int, frame: object) -> None:
         # A second signal (e.g. `timeout` forwarding SIGTERM) must not cut the save short.
@@ -374,10 +376,12 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
             previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     threads = torch.get_num_threads()
     torch.set_num_threads(session_threads(loops[0].parts))
+    executor: Executor | None = None
     try:
         for loop in loops:
             loop.store.write_status("running", pid=os.getpid())
-        body()
+        executor = make_executor(loops)
+        _drive(loops, evaluations, executor)
     except KeyboardInterrupt:
         for loop in loops:
             if loop.done:
@@ -412,9 +416,9 @@ def _session(loops: list[_Loop], body: Callable[[], None]) -> None:
         torch.set_num_threads(threads)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if executor is not None:
+            executor.close()
         for loop in loops:
-            if loop.speculator is not None:
-                loop.speculator.close()
             loop.progress.close()
             if loop.tensorboard is not None:
                 loop.tensorboard.close()
@@ -457,6 +461,7 @@ def _open_loop(
     progress: bool,
     parallel: DataParallel | None = None,
     callback: Callable[[dict], object] | None = None,
+    trace: list | None = None,
 ) -> tuple[_Loop, Evaluation]:
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
@@ -475,11 +480,13 @@ def _open_loop(
         [p.detach().clone() for p in params],
         parallel=parallel,
         callback=callback,
+        trace=trace,
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
     _announce_model(loop)
     if fresh:
+        loop.record_trace(evaluation)
         _observe(loop, evaluation)
     return loop, evaluation
 
@@ -491,17 +498,16 @@ def _start(
     progress: bool,
     parallel: DataParallel | None,
     callback: Callable[[dict], object] | None = None,
+    trace: list | None = None,
 ) -> None:
-    loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback)
-    if parts.config.train.speculate:
-        if parts.device.type == "cpu":
-            loop.speculator = Speculator(parts)
-        else:
-            loop.progress.message(
-                f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
-            )
-
-    _session([loop], lambda: _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)}))
+    loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback, trace)
+    speculate = parts.config.train.speculate
+    if speculate and parts.device.type != "cpu":
+        speculate = False
+        loop.progress.message(
+            f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
+        )
+    _session([loop], [evaluation], lambda loops: Speculative(loop) if speculate else Plain(loops))
 
 
 def _distribute(parts: Assembly) -> DataParallel | None:
@@ -605,13 +611,15 @@ def start_run(
     progress: bool = True,
     callback: Callable[[dict], object] | None = None,
     files: Mapping[str, Callable[[], bytes]] | None = None,
+    trace: list | None = None,
 ) -> Path:
     """Train a new run into ``path``: the one way every run starts (:func:`train` from a
     config, :func:`marginlab.fit` from a module and tensors).
 
     ``build`` makes the run's pieces once the directory is locked (every check happens
     before anything is written); ``files`` are written into the directory first (the
-    tensors of a run of your own data); ``callback`` sees each logged metrics row.
+    tensors of a run of your own data); ``callback`` sees each logged metrics row;
+    ``trace``, a list, receives ``(epoch, log L, q_min, ||theta||)`` of every accepted epoch.
     """
     _refuse_existing_run(path)
     store = _store(path)
@@ -626,7 +634,7 @@ def start_run(
         if parallel is not None:
             described["data_parallel"] = parallel.describe(parts.data)
         store.write_json("environment.json", described)
-        _start(parts, store, None, progress and store.writable, parallel, callback)
+        _start(parts, store, None, progress and store.writable, parallel, callback, trace)
     return store.path
 
 

@@ -17,36 +17,20 @@ diagnosed, attacked and resumed like any other run. Only the attempts are comput
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-import torch
-from torch.func import functional_call, grad_and_value, vmap
-
 from marginlab.config import ConfigError, RunConfig, apply_overrides, validate
-from marginlab.measure.margins import Evaluation, pairwise_margins
 from marginlab.runs.environment import environment
 from marginlab.runs.store import RunStore
 from marginlab.training.assembly import assemble
-from marginlab.training.attempt import Attempt
 
 # The engine's loop, driven here for several runs at once.
-from marginlab.training.engine import (
-    _drive,
-    _Loop,
-    _new_run,
-    _next_attempt,
-    _open_loop,
-    _refuse_existing_run,
-    _session,
-)
-
-Params = dict[str, torch.Tensor]
+from marginlab.training.engine import _new_run, _open_loop, _refuse_existing_run, _session
+from marginlab.training.executors import Plain, Stacked
 
 
 def replica_configs(
@@ -141,105 +125,6 @@ def _check_compatible(configs: list[RunConfig]) -> None:
                 )
 
 
-def _per_replica(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape a ``(K,)`` vector to broadcast against a stacked ``(K, ...)`` tensor."""
-    return vector.view(-1, *([1] * (like.dim() - 1)))
-
-
-class _Stacked:
-    """Every replica's full-batch attempt in one vmapped pass over stacked parameters.
-
-    The replicas' models hold views of the stack, so the engine's per-run code (rollbacks,
-    metrics, checkpoints) reads and writes each replica's weights in place.
-    """
-
-    def __init__(self, loops: list[_Loop]) -> None:
-        models = [loop.parts.model for loop in loops]
-        self.loops = loops
-        self.loss = loops[0].parts.loss
-        named = [dict(model.named_parameters()) for model in models]
-        self.names = [n for n, p in named[0].items() if p.requires_grad]
-        self.params = {n: torch.stack([own[n].detach() for own in named]) for n in self.names}
-        for k, own in enumerate(named):
-            for n in self.names:
-                own[n].data = self.params[n][k]
-        frozen = [
-            {
-                **{n: p.detach() for n, p in own.items() if not p.requires_grad},
-                **dict(model.named_buffers()),
-            }
-            for own, model in zip(named, models, strict=True)
-        ]
-        self.frozen = {n: torch.stack([f[n] for f in frozen]) for n in frozen[0]}
-        self.x = torch.stack([loop.parts.data.x_train for loop in loops])
-        self.y = torch.stack([loop.parts.data.y_train for loop in loops])
-        self._template = copy.deepcopy(models[0]).to("meta")
-        self._pass = vmap(grad_and_value(self._log_loss, has_aux=True))
-        self.grads, self.log_loss, _ = self.evaluate()
-        self._pending: tuple[Params, list[float]] | None = None
-        self._epochs = [loop.state.epoch for loop in loops]
-
-    def _log_loss(
-        self, params: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        outputs = functional_call(self._template, {**params, **frozen}, (x,))
-        margins = pairwise_margins(outputs, y)
-        log_losses = self.loss.log_per_sample(margins)
-        log_loss = torch.logsumexp(log_losses, dim=0) - math.log(len(x))
-        return log_loss, (log_losses.detach(), margins.amin(dim=1).detach())
-
-    def evaluate(self) -> tuple[Params, list[float], list[Evaluation]]:
-        """``grad log L`` (stacked), ``log L`` and the evaluation of every replica."""
-        grads, (log_loss, (log_losses, margins)) = self._pass(
-            self.params, self.frozen, self.x, self.y
-        )
-        evaluations = [Evaluation(log_losses[k], margins[k]) for k in range(len(self.loops))]
-        return grads, log_loss.tolist(), evaluations
-
-    def attempts(self, going: list[int]) -> dict[int, Attempt]:
-        """One attempt of every replica in ``going``, from its accepted weights."""
-        self._adopt_accepted()
-        count = len(self.loops)
-        scale = torch.zeros(count, dtype=torch.float64)
-        attempts = {}
-        for k in going:
-            loop = self.loops[k]
-            log_factor = loop.parts.schedule.log_step_factor(loop.state.schedule, self.log_loss[k])
-            if log_factor is None:
-                attempts[k] = Attempt(False, -math.inf, None, 0, None)
-                continue
-            scale[k] = math.exp(log_factor)
-            log_lr = log_factor - self.log_loss[k]
-            attempts[k] = Attempt(True, log_lr, log_lr, 1, None)
-        moving = (scale > 0).to(self.x.device)
-        scale = scale.to(self.x.device)
-        with torch.no_grad():
-            for n in self.names:
-                p, g = self.params[n], self.grads[n]
-                step = _per_replica(scale.to(p.dtype), p) * g
-                p.sub_(torch.where(_per_replica(moving, p), step, torch.zeros_like(step)))
-        grads, log_loss, evaluations = self.evaluate()
-        self._pending = (grads, log_loss)
-        for k, attempt in attempts.items():
-            if attempt.completed:
-                attempt.evaluation = evaluations[k]
-        return attempts
-
-    def _adopt_accepted(self) -> None:
-        """The replicas whose last attempt was accepted start from its gradient."""
-        if self._pending is None:
-            return
-        grads, log_loss = self._pending
-        accepted = [k for k, loop in enumerate(self.loops) if loop.state.epoch > self._epochs[k]]
-        index = torch.tensor(accepted, dtype=torch.long, device=self.x.device)
-        for n in self.names:
-            self.grads[n][index] = grads[n][index]
-        for k in accepted:
-            self.log_loss[k] = log_loss[k]
-            self._epochs[k] = self.loops[k].state.epoch
-        self._pending = None
-
-
 def train_ensemble(
     configs: Sequence[RunConfig | dict],
     paths: Sequence[str | os.PathLike],
@@ -305,13 +190,5 @@ def train_ensemble(
             evaluations.append(evaluation)
         if batched is None:
             batched = parts[0].device.type != "cpu"
-        if batched:
-            stacked = _Stacked(loops)
-            next_attempts = stacked.attempts
-        else:
-
-            def next_attempts(going: list[int]) -> dict[int, Attempt]:
-                return {k: _next_attempt(loops[k]) for k in going}
-
-        _session(loops, lambda: _drive(loops, evaluations, next_attempts))
+        _session(loops, evaluations, Stacked if batched else Plain)
     return paths

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -58,6 +59,7 @@ def fit(
     threads: int | None = None,
     progress: bool = True,
     name: str = "fit",
+    trace: bool = False,
 ) -> Run:
     """Train ``model`` on ``(x, y)`` far past float64's range and measure its margins.
 
@@ -100,6 +102,11 @@ def fit(
         Show the progress line and the final summary.
     name : str
         The run's name.
+    trace : bool
+        Also keep, in memory, every accepted epoch's ``epoch``, ``log_loss_mean`` (natural
+        log), ``q_min`` (smallest margin) and ``norm`` (``||theta||``, trainable parameters)
+        as ``run.trace``, a DataFrame: the whole trajectory at the cost of one norm per step,
+        where the metrics rows come every ``log_every`` epochs.
 
     Returns
     -------
@@ -170,14 +177,19 @@ def fit(
     parts = Assembly(config, device, data, model, get_loss(loss), schedule)
     path, temporary = _run_dir(out, name)
     tensors = {DATA_FILE: lambda: file_bytes(data.x_train, data.y_train, data.x_test, data.y_test)}
+    rows: list | None = [] if trace else None
     try:
-        start_run(path, lambda: parts, progress=progress, callback=callback, files=tensors)
+        start_run(
+            path, lambda: parts, progress=progress, callback=callback, files=tensors, trace=rows
+        )
     except BaseException:
         if temporary:
             shutil.rmtree(path.parent, ignore_errors=True)
         raise
     run = load_run(path, model=None if description["kind"] != "module" else model)
     run.model = model
+    if rows is not None:
+        run.trace = pd.DataFrame(rows, columns=["epoch", "log_loss_mean", "q_min", "norm"])
     if temporary:
         weakref.finalize(run, shutil.rmtree, path.parent, True)
     return run

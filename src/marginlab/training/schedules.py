@@ -12,6 +12,9 @@ A schedule is a small immutable object with three methods (in the spirit of opta
 - ``end_epoch(state, log_loss, completed, smoothed_margin=None)`` -> ``(accepted, new_state)``
   after the full training loss of the attempt (and its smoothed margin, where defined) is
   known.
+
+A schedule whose step depends on the weights sets ``uses_norm = True``; its
+``log_step_factor`` is then called with ``norm=||theta||`` (trainable parameters) as well.
 """
 
 from __future__ import annotations

@@ -37,10 +37,10 @@ Steps are given in units of ``1/C`` with ``C = (alpha_max^2 + beta_phi) R^2 / m`
 of the self-bounded curvature ``||Hessian L|| <= C L`` (derived, ``cai-related.md``
 section 2), so the descent lemma guarantees monotone decrease below ``L = 1/(eta C)``.
 
-Gradient descent runs here, not through the engine: the zoo cannot fix the output signs
-``a_j``, and one batched loop (:func:`two_layer_gd`) trains many step sizes or restarts at
-once. Each step is ``W -= eta exp(log L) grad(log L)`` in float64, the engine's
-constant-schedule step.
+The MLP of Fig. 1 trains with :func:`marginlab.fit` (:func:`model_gd`); the two-layer runs
+with fixed output signs ``a_j`` run in one batched loop (:func:`two_layer_gd`) that trains
+many step sizes or restarts at once. Each step is ``W -= eta exp(log L) grad(log L)`` in
+float64, the engine's constant-schedule step.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ from marginlab.experiments.study import Study
 from marginlab.measure.trajectory import decades, fit_exponent, increases, monotonicity
 from marginlab.models.activations import make_activation
 from marginlab.numerics import log_softplus
+from marginlab.training.fit import fit
+from marginlab.training.schedules import Constant
 
 LEAKY_C = 0.5
 """The leaky-softplus parameter of the paper's experiments (Figs. 2 and 4)."""
@@ -331,10 +333,11 @@ def model_gd(
     eta: float,
     steps: int,
 ) -> dict:
-    """Constant-step full-batch GD on any one-output ``model``; every step recorded.
+    """Constant-step full-batch GD on any one-output ``model`` with :func:`marginlab.fit`;
+    every step recorded.
 
-    Returns ``log_loss``, ``q_min`` and ``norm`` (all parameters) per step ``0..T`` (nan
-    from a step whose risk overflowed on).
+    Returns ``log_loss``, ``q_min`` and ``norm`` (all trainable parameters) per step
+    ``0..T`` (nan from a step whose risk overflowed on: the engine stops such a run).
 
     Examples
     --------
@@ -343,24 +346,27 @@ def model_gd(
     >>> len(model_gd(net, x, y, 1.0, 5)["log_loss"])
     6
     """
-    sign = 2.0 * y.to(x.dtype) - 1.0
-    params = [p for p in model.parameters() if p.requires_grad]
-    log_n = math.log(len(x))
-    rows: dict[str, list[float]] = {"log_loss": [], "q_min": [], "norm": []}
-    for t in range(steps + 1):
-        q = sign * model(x)[:, 0]
-        log_sum = torch.logsumexp(log_softplus(-q), dim=0)
-        log_loss = float(log_sum.detach()) - log_n
-        rows["log_loss"].append(log_loss)
-        rows["q_min"].append(float(q.detach().min()))
-        rows["norm"].append(math.sqrt(sum(float((p.detach() ** 2).sum()) for p in params)))
-        if t == steps:
-            break
-        grads = torch.autograd.grad(log_sum, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads, strict=True):
-                p -= eta * math.exp(log_loss) * g
-    return {key: np.array(values) for key, values in rows.items()}
+    run = fit(
+        model,
+        x,
+        y,
+        loss="logistic",
+        schedule=Constant(eta),
+        max_epochs=steps,
+        log_every=max(steps, 1),
+        threads=torch.get_num_threads(),
+        progress=False,
+        name="cai-gd",
+        trace=True,
+    )
+    rows = {"log_loss": "log_loss_mean", "q_min": "q_min", "norm": "norm"}
+    out = {}
+    for key, column in rows.items():
+        values = np.full(steps + 1, np.nan)
+        recorded = run.trace[column].to_numpy()[: steps + 1]
+        values[: len(recorded)] = recorded
+        out[key] = values
+    return out
 
 
 # Phases ---------------------------------------------------------------------------------

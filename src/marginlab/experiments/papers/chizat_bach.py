@@ -18,10 +18,9 @@ certified upper bound): :func:`paper_gamma_1`.
 Training follows the reference code (``twonet``): gradient ascent on the soft-min margin
 ``S = -log sum_i exp(-q_i)`` with the step ``eta_t m grad S``, ``eta_t = c / sqrt(t + 1)``,
 and, for output-only training, ``b`` started at 0 and the step multiplied by
-``beta_t = max(1, ||b|| / sqrt(m))``. The engine's schedules (constant, loss-based,
-normalized) have no decaying step, and a constant normalized step of the reference size
-stalls with dead units on this data, so the step is written here, batched over replicas;
-the model, data, reference solvers and plots are marginlab's.
+``beta_t = max(1, ||b|| / sqrt(m))``. Each replica trains with :func:`marginlab.fit`: the
+step is the engine's ``InverseSqrt`` schedule (and :class:`OutputStep` for the output
+layer), the network :class:`MeanFieldNet`.
 """
 
 from __future__ import annotations
@@ -29,10 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from marginlab.data import load_dataset
 from marginlab.experiments.claims import ClaimSpec, Judgement
@@ -44,8 +45,11 @@ from marginlab.measure.references.rkhs import (
     empirical_kernel,
     kernel_svm,
 )
+from marginlab.models.base import LayerGroup
 from marginlab.models.two_layer import TwoLayer
 from marginlab.plots import plot_boundary
+from marginlab.training.fit import fit
+from marginlab.training.schedules import InverseSqrt, ScheduleState
 
 PAPER_STEPSIZE = 0.5  # the notebook's ``stepsize``
 PAPER_K = 3  # clusters per axis
@@ -109,6 +113,113 @@ class TwoNet:
         return model
 
 
+class _MeanField(torch.autograd.Function):
+    """``(1/m) relu(x a^T) b`` with the reference code's backward pass.
+
+    The input-layer gradient is formed as ``x^T (relu'(z) g)``, a ``(d, m)`` product whose
+    long axis stays contiguous, then scaled by ``b``; autograd's generic path forms it as
+    ``(m, n) x (n, d)`` after an ``(n, m)`` outer product and takes about twice as long.
+    ``relu'(0) = 0``, as in the reference code and in torch.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        act = (x @ a.T).clamp_min_(0.0)
+        ctx.save_for_backward(x, act, b)
+        return (act @ b[0])[:, None] / a.shape[0]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
+        x, act, b = ctx.saved_tensors
+        py = grad[:, 0] / act.shape[1]
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[1]:
+            slopes = torch.sign(act).mul_(py[:, None])
+            grad_a = b[0][:, None] * (x.T @ slopes).T
+        if ctx.needs_input_grad[2]:
+            grad_b = (act.T @ py)[None]
+        return None, grad_a, grad_b
+
+
+class MeanFieldNet(nn.Module):
+    """``f(x) = (1/m) sum_j b_j relu(<a_j, x>)``: :class:`TwoLayer`'s network as it trains here,
+    with the reference code's gradient (:class:`_MeanField`).
+
+    ``hidden`` holds ``a`` (``(m, d)``) and ``output`` holds ``b`` (``(1, m)``), as in
+    :class:`TwoLayer`. With ``train="output"`` the first layer is frozen and ``f`` is linear
+    in ``b``.
+
+    Examples
+    --------
+    >>> net = MeanFieldNet(torch.ones(3, 2), torch.ones(3), "both")
+    >>> net(torch.tensor([[1.0, -0.5]])).tolist(), net.homogeneity_order
+    ([[0.5]], 2.0)
+    """
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor, train: str) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(*first.shape[::-1], bias=False, dtype=first.dtype)
+        self.output = nn.Linear(first.shape[0], 1, bias=False, dtype=first.dtype)
+        with torch.no_grad():
+            self.hidden.weight.copy_(first)
+            self.output.weight.copy_(second[None])
+        self.hidden.requires_grad_(train == "both")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MeanField.apply(x, self.hidden.weight, self.output.weight)
+
+    @property
+    def homogeneity_order(self) -> float:
+        return 2.0 if self.hidden.weight.requires_grad else 1.0
+
+    def layer_groups(self) -> list[LayerGroup]:
+        layers = [("hidden", self.hidden), ("output", self.output)]
+        return [
+            LayerGroup(name, (layer.weight,), 1.0)
+            for name, layer in layers
+            if layer.weight.requires_grad
+        ]
+
+
+@dataclass(frozen=True)
+class OutputStep:
+    """The reference's output-layer step: ``InverseSqrt(lr)`` times
+    ``beta_t = max(1, ||b|| / sqrt(m))``, a schedule of the engine that reads the norm.
+
+    Examples
+    --------
+    >>> step = OutputStep(lr=2.0, width=4)
+    >>> state = step.init(0.0)
+    >>> round(math.exp(step.log_step_factor(state, 0.0, norm=6.0)), 6)  # 2 / sqrt(2) * 3
+    4.242641
+    """
+
+    lr: float
+    width: int
+    rolls_back: ClassVar[bool] = False
+    uses_norm: ClassVar[bool] = True
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return InverseSqrt(self.lr).init(log_loss)
+
+    def log_step_factor(
+        self, state: ScheduleState, log_batch_loss: float, norm: float
+    ) -> float | None:
+        log_factor = InverseSqrt(self.lr).log_step_factor(state, log_batch_loss)
+        if log_factor is None:
+            return None
+        return log_factor + math.log(max(1.0, norm / math.sqrt(self.width)))
+
+    def end_epoch(
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
+    ) -> tuple[bool, ScheduleState]:
+        return InverseSqrt(self.lr).end_epoch(state, log_loss, completed, smoothed_margin)
+
+
 def train_twonet(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -120,7 +231,12 @@ def train_twonet(
     seeds: Sequence[int] | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> TwoNet:
-    """Train ``R`` replicas with the reference update (module notes), in one batched loop.
+    """Train ``R`` replicas with the reference update (module notes), each with
+    :func:`marginlab.fit`.
+
+    With the exponential loss ``grad log L`` is minus the gradient of the soft-min margin
+    ``S``, so the reference step ``eta_t m grad S`` is the engine's ``InverseSqrt(c m)``
+    (times ``beta_t`` for the output layer: :class:`OutputStep`).
 
     Parameters
     ----------
@@ -140,9 +256,9 @@ def train_twonet(
         Seed of each replica's ``TwoLayer`` draw (``a_j``, ``b_j`` i.i.d. N(0, 1));
         default ``0..R-1``.
     dtype : torch.dtype
-        Precision of the weights and products; float32 halves the cost and changes the
-        margins only in their sixth digit (the soft-min weights are shifted by the minimum,
-        so nothing overflows). The margins are returned in float64.
+        Precision of the weights and the network's products; float32 halves the cost and
+        changes the margins only in their sixth digit (the engine forms margins and losses
+        in float64 from the outputs). The margins are returned in float64.
 
     Returns
     -------
@@ -157,42 +273,43 @@ def train_twonet(
     """
     if train not in ("both", "output"):
         raise ValueError(f"train: expected 'both' or 'output', got {train!r}")
-    x = x.to(dtype)
-    signs = 2.0 * y.to(dtype) - 1.0
     replicas, _, d = x.shape
     seeds = list(range(replicas)) if seeds is None else list(seeds)
-    # The initial draw is TwoLayer's own (N(0, 1) entries), so a replica is that model.
-    inits = [TwoLayer(d, width, seed=s).double() for s in seeds]
-    a = torch.stack([net.body.hidden.weight.detach() for net in inits]).to(dtype)
-    b = torch.stack([net.output.weight.detach()[0] for net in inits]).to(dtype)
-    if train == "output":
-        b.zero_()
-    margins = np.empty((niter, replicas))
-    for t, eta in enumerate(step_sizes(stepsize, niter)):
-        z = torch.bmm(x, a.transpose(1, 2))  # (R, n, m)
-        act = z.clamp_min(0.0)
-        q = signs * torch.bmm(act, b[:, :, None])[:, :, 0] / width
-        q_min = q.min(dim=1, keepdim=True).values
-        # Soft-min weights, shifted by the minimum so no exponential overflows.
-        p = torch.exp(q_min - q)
-        py = p * signs / p.sum(dim=1, keepdim=True)
-        grad_b = torch.bmm(act.transpose(1, 2), py[:, :, None])[:, :, 0]
-        if train == "both":
-            size = (a.pow(2).sum((1, 2)) + b.pow(2).sum(1)) / width
-            margins[t] = (q_min[:, 0] / size).numpy()
-            # relu'(0) = 0, as in the reference code: sign(relu(z)) is the derivative. The
-            # product is formed as (d, m) so that the long axis stays contiguous.
-            slopes = torch.sign(act).mul_(py[:, :, None])
-            grad_a = b[:, :, None] * torch.bmm(x.transpose(1, 2), slopes).transpose(1, 2)
-            a += eta * grad_a
-            b += eta * grad_b
-        else:
-            norm = b.norm(dim=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                margins[t] = (q_min[:, 0] / (norm / width)).numpy()
-            beta = torch.clamp(norm / math.sqrt(width), min=1.0)
-            b += (beta * eta)[:, None] * grad_b
-    return TwoNet(a, b, margins, train)
+    if train == "both":
+        schedule = InverseSqrt(lr=stepsize * width)
+    else:
+        schedule = OutputStep(lr=stepsize * width, width=width)
+    first, second, margins = [], [], np.empty((niter, replicas))
+    for r, seed in enumerate(seeds):
+        # The initial draw is TwoLayer's own (N(0, 1) entries), so a replica is that model.
+        init = TwoLayer(d, width, seed=seed).double()
+        b = init.output.weight.detach()[0]
+        net = MeanFieldNet(
+            init.body.hidden.weight.detach().to(dtype),
+            (torch.zeros_like(b) if train == "output" else b).to(dtype),
+            train,
+        )
+        run = fit(
+            net,
+            x[r],
+            y[r],
+            loss="exponential",
+            schedule=schedule,
+            max_epochs=niter,
+            log_every=max(niter, 1),
+            threads=torch.get_num_threads(),
+            progress=False,
+            name=f"twonet-{train}-m{width}-r{r}",
+            trace=True,
+        )
+        trace = run.trace.iloc[:niter]
+        # the reference's normalization: (1/m) sum_j ||theta_j||^2, or ||b|| / m
+        size = trace["norm"] ** (2 if train == "both" else 1) / width
+        with np.errstate(invalid="ignore", divide="ignore"):
+            margins[:, r] = trace["q_min"].to_numpy() / size.to_numpy()
+        first.append(net.hidden.weight.detach())
+        second.append(net.output.weight.detach()[0])
+    return TwoNet(torch.stack(first), torch.stack(second), margins, train)
 
 
 # reference ratios, in the paper's convention ------------------------------------------------

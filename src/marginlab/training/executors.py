@@ -1,0 +1,202 @@
+"""How the attempts of a training session are computed: the engine's one seam.
+
+The engine (:mod:`marginlab.training.engine`) decides attempts, records them and ends runs;
+what it asks of an executor is only "the next attempt of each run still going", from that
+run's accepted weights (after a rejection ``params`` holds them again). An executor is any
+object with
+
+- ``__call__(going)`` -> ``{k: Attempt}``, one :class:`~marginlab.training.attempt.Attempt`
+  for each index ``k`` in ``going``, with run ``k``'s parameters left at the attempt's
+  weights;
+- ``close()``, called once when the session ends.
+
+It reads each run's state from the engine's loops (``loop.parts``, ``loop.params``,
+``loop.accepted``, ``loop.state``, ``loop.parallel``) and learns whether its last attempt
+was accepted from the run's epoch count. Three executors exist:
+
+- :class:`Plain`: each run's attempt in turn, in this process; data-parallel across the ranks
+  of a ``torchrun`` launch when the run has a process group;
+- :class:`Speculative`: one run's retries computed ahead of time by a second process
+  (:mod:`marginlab.training.speculation`);
+- :class:`Stacked`: the full-batch attempts of several replicas in one vmapped pass over
+  stacked parameters (:mod:`marginlab.training.ensemble` on a GPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from marginlab.measure.margins import Evaluation, pairwise_margins
+from marginlab.training.attempt import Attempt, Gradient, log_step_factor, run_attempt
+from marginlab.training.speculation import Speculator
+
+Params = dict[str, torch.Tensor]
+
+
+class Plain:
+    """Every run's attempt in turn, here (the engine's default).
+
+    A full-batch retry starts from the gradient its rejected attempt computed at the same
+    weights; the attempt after an accepted one starts from the gradient that came with the
+    evaluation, when the attempt computed it (see :class:`~marginlab.training.attempt.Attempt`).
+    """
+
+    def __init__(self, loops: Sequence[Any]) -> None:
+        self.loops = loops
+        # run -> (its epoch count when its last attempt ran, that attempt)
+        self._last: dict[int, tuple[int, Attempt]] = {}
+
+    def _start_gradient(self, k: int) -> Gradient | None:
+        if k not in self._last:
+            return None
+        epoch, attempt = self._last[k]
+        accepted = self.loops[k].state.epoch > epoch
+        return attempt.end_gradient if accepted else attempt.start_gradient
+
+    def __call__(self, going: Sequence[int]) -> dict[int, Attempt]:
+        attempts = {}
+        for k in going:
+            loop = self.loops[k]
+            state = loop.state
+            attempt = run_attempt(
+                loop.parts,
+                loop.params,
+                state.schedule,
+                state.attempts,
+                start_gradient=self._start_gradient(k),
+                parallel=loop.parallel,
+            )
+            self._last[k] = (state.epoch, attempt)
+            attempts[k] = attempt
+        return attempts
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class Speculative:
+    """One run's retries run ahead in a worker process (CPU, loss-based schedule)."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.speculator = Speculator(loop.parts)
+
+    def __call__(self, going: Sequence[int]) -> dict[int, Attempt]:
+        loop, state = self.loop, self.loop.state
+        attempt = self.speculator.attempt(
+            loop.params, loop.accepted, state.epoch, state.attempts, state.schedule
+        )
+        return {k: attempt for k in going}
+
+    def close(self) -> None:
+        self.speculator.close()
+
+
+def _per_replica(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape a ``(K,)`` vector to broadcast against a stacked ``(K, ...)`` tensor."""
+    return vector.view(-1, *([1] * (like.dim() - 1)))
+
+
+class Stacked:
+    """Every replica's full-batch attempt in one vmapped pass over stacked parameters.
+
+    The replicas' models hold views of the stack, so the engine's per-run code (rollbacks,
+    metrics, checkpoints) reads and writes each replica's weights in place.
+    """
+
+    def __init__(self, loops: Sequence[Any]) -> None:
+        models = [loop.parts.model for loop in loops]
+        self.loops = loops
+        self.loss = loops[0].parts.loss
+        named = [dict(model.named_parameters()) for model in models]
+        self.names = [n for n, p in named[0].items() if p.requires_grad]
+        self.params = {n: torch.stack([own[n].detach() for own in named]) for n in self.names}
+        for k, own in enumerate(named):
+            for n in self.names:
+                own[n].data = self.params[n][k]
+        frozen = [
+            {
+                **{n: p.detach() for n, p in own.items() if not p.requires_grad},
+                **dict(model.named_buffers()),
+            }
+            for own, model in zip(named, models, strict=True)
+        ]
+        self.frozen = {n: torch.stack([f[n] for f in frozen]) for n in frozen[0]}
+        self.x = torch.stack([loop.parts.data.x_train for loop in loops])
+        self.y = torch.stack([loop.parts.data.y_train for loop in loops])
+        self._template = copy.deepcopy(models[0]).to("meta")
+        self._pass = vmap(grad_and_value(self._log_loss, has_aux=True))
+        self.grads, self.log_loss, _ = self.evaluate()
+        self._pending: tuple[Params, list[float]] | None = None
+        self._epochs = [loop.state.epoch for loop in loops]
+
+    def _log_loss(
+        self, params: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        outputs = functional_call(self._template, {**params, **frozen}, (x,))
+        margins = pairwise_margins(outputs, y)
+        log_losses = self.loss.log_per_sample(margins)
+        log_loss = torch.logsumexp(log_losses, dim=0) - math.log(len(x))
+        return log_loss, (log_losses.detach(), margins.amin(dim=1).detach())
+
+    def evaluate(self) -> tuple[Params, list[float], list[Evaluation]]:
+        """``grad log L`` (stacked), ``log L`` and the evaluation of every replica."""
+        grads, (log_loss, (log_losses, margins)) = self._pass(
+            self.params, self.frozen, self.x, self.y
+        )
+        evaluations = [Evaluation(log_losses[k], margins[k]) for k in range(len(self.loops))]
+        return grads, log_loss.tolist(), evaluations
+
+    def __call__(self, going: Sequence[int]) -> dict[int, Attempt]:
+        """One attempt of every replica in ``going``, from its accepted weights."""
+        self._adopt_accepted()
+        count = len(self.loops)
+        scale = torch.zeros(count, dtype=torch.float64)
+        attempts = {}
+        for k in going:
+            loop = self.loops[k]
+            log_factor = log_step_factor(
+                loop.parts.schedule, loop.state.schedule, self.log_loss[k], loop.params
+            )
+            if log_factor is None:
+                attempts[k] = Attempt(False, -math.inf, None, 0, None)
+                continue
+            scale[k] = math.exp(log_factor)
+            log_lr = log_factor - self.log_loss[k]
+            attempts[k] = Attempt(True, log_lr, log_lr, 1, None)
+        moving = (scale > 0).to(self.x.device)
+        scale = scale.to(self.x.device)
+        with torch.no_grad():
+            for n in self.names:
+                p, g = self.params[n], self.grads[n]
+                step = _per_replica(scale.to(p.dtype), p) * g
+                p.sub_(torch.where(_per_replica(moving, p), step, torch.zeros_like(step)))
+        grads, log_loss, evaluations = self.evaluate()
+        self._pending = (grads, log_loss)
+        for k, attempt in attempts.items():
+            if attempt.completed:
+                attempt.evaluation = evaluations[k]
+        return attempts
+
+    def _adopt_accepted(self) -> None:
+        """The replicas whose last attempt was accepted start from its gradient."""
+        if self._pending is None:
+            return
+        grads, log_loss = self._pending
+        accepted = [k for k, loop in enumerate(self.loops) if loop.state.epoch > self._epochs[k]]
+        index = torch.tensor(accepted, dtype=torch.long, device=self.x.device)
+        for n in self.names:
+            self.grads[n][index] = grads[n][index]
+        for k in accepted:
+            self.log_loss[k] = log_loss[k]
+            self._epochs[k] = self.loops[k].state.epoch
+        self._pending = None
+
+    def close(self) -> None:
+        """Nothing to release."""
