@@ -159,6 +159,8 @@ def test_a_callback_sees_every_logged_row_and_can_stop_the_run():
         ({"batch_size": 1000}, "batch_size"),
         ({"schedule": object()}, "schedule"),
         ({"x_test": torch.zeros(2, 2)}, "x_test, y_test"),
+        ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
+        ({"device": "nowhere"}, "device: 'nowhere' is not a device"),
     ],
 )
 def test_bad_input_is_refused_naming_the_argument_before_anything_is_written(
@@ -237,3 +239,11 @@ def test_the_schedules_are_exported_and_a_schedule_of_your_own_trains():
     assert steps[0] == pytest.approx(0.2) and steps[-1] == pytest.approx(0.05)
     assert run.config["train"]["schedule"] == "custom"
     assert {"fit", "LossBased", "Constant", "Normalized", "InverseSqrt"} <= set(marginlab.__all__)
+
+
+def test_dtype_moves_the_model_and_the_tensors_follow():
+    x, y = blobs()
+    net = mlp().float()
+    run = fit(net, x.float(), y, loss="logistic", max_epochs=5, dtype="float64", progress=False)
+    assert run.model is net and next(net.parameters()).dtype == torch.float64
+    assert run.config["dtype"] == "float64" and run.load_data("train")[0].dtype == torch.float64

@@ -60,6 +60,8 @@ def fit(
     progress: bool = True,
     name: str = "fit",
     trace: bool = False,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> Run:
     """Train ``model`` on ``(x, y)`` far past float64's range and measure its margins.
 
@@ -102,6 +104,9 @@ def fit(
         Show the progress line and the final summary.
     name : str
         The run's name.
+    device, dtype : optional
+        Move the model there first (``"cuda"``, ``"float64"``, ...); by default it trains
+        where it is, in its own dtype. The tensors follow the model.
     trace : bool
         Also keep, in memory, every accepted epoch's ``epoch``, ``log_loss_mean`` (natural
         log), ``q_min`` (smallest margin) and ``norm`` (``||theta||``, trainable parameters)
@@ -131,6 +136,9 @@ def fit(
     parameter = next(model.parameters(), None)
     if parameter is None:
         raise ConfigError("model: the module has no parameters to train")
+    if device is not None or dtype is not None:
+        model.to(device=_device(device), dtype=_torch_dtype(dtype))
+        parameter = next(model.parameters())
     dtype = _dtype_name(parameter.dtype)
     device = parameter.device
     data = _dataset(x, y, x_test, y_test, parameter.dtype, device)
@@ -193,6 +201,26 @@ def fit(
     if temporary:
         weakref.finalize(run, shutil.rmtree, path.parent, True)
     return run
+
+
+def _device(device: str | torch.device | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device: {device!r} is not a device; use 'cpu' or 'cuda'") from error
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but no GPU is available; use 'cpu'")
+    return found
+
+
+def _torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 def schedule_config(schedule: Schedule) -> dict:
