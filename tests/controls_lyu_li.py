@@ -73,6 +73,7 @@ def table(**change):
     }
     return {**good, **change}
 
+
 CONTROLS = {
     "fits-early": (
         [

@@ -1110,8 +1110,9 @@ def _robustness_claims(study: Study, setting: Setting, based: Run) -> None:
     try:
         x_test, _ = based.load_data("test")
     except ValueError as error:
-        for key in (*TEST_SET_KEYS[1:], "checkpoint-table"):
+        for key in TEST_SET_KEYS[1:]:
             study.not_run(key, str(error))
+        _checkpoint_table(study, based, kept, [])
         return
     test, path = _attack(setting, based, "test", setting.test_robust_n)
     tested = _distinct(test)
@@ -1163,7 +1164,9 @@ def _checkpoint_table(
         "median_train": [float(np.median(c.distances)) for c in train],
         "median_test": [median_test.get(c.epoch, math.nan) for c in train],
     }
-    study.judge("checkpoint-table", **rows)
+    claim = study.judge("checkpoint-table", **rows)
+    for row in (claim.ours or "").split("; "):
+        study.log(f"Table 1: {row}")
     study.save_figure("checkpoint-table", _table_figure(rows), "Table 1: model-1 ... model-5.")
 
 
