@@ -301,9 +301,13 @@ CONTROLS = {
         ],
     ),
     "test-robustness-agree-low-eps": (
-        [("coincide below the split", test_set(SCALES_UP))],
+        [
+            ("coincide below the split", test_set(SCALES_UP)),
+            ("2 points apart, the tolerance", test_set(SCALES_UP, lost=(4, 4))),
+        ],
         [
             ("clean accuracy falls 5 points", test_set(SCALES_UP, lost=(4, 10))),
+            ("3 points apart", test_set(SCALES_UP, lost=(4, 6))),
             ("one model's samples closer below the split", test_set(SCALES_UP, near=(2, 10))),
             ("unequal samples", {**test_set(SCALES_UP), "distances": [np.ones(5), np.ones(6)]}),
         ],

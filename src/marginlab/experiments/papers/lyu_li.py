@@ -5,10 +5,17 @@ cited as "paper, submission". What each scale trains (``lyu-li.md`` sections C a
 
 - ``full``: the paper's MNIST CNN (bias in layer 1 only, and with biases everywhere), SGD
   batch 100, loss-based schedule and constant lr 0.01, 10000 epochs; the CIFAR-10 VGG-16
-  variant likewise (a GPU job); C&W on 10000 training images.
+  variant likewise, 3 seeds per schedule (a GPU job); C&W on 10000 training and all 10000
+  test images at model-1 ... model-5 (first epochs below 1e-10, 1e-15, 1e-20, 1e-120, and
+  the last).
 - ``cpu``: the same CNN with fewer channels (``MNIST_SMALL_CNN``) on 1000 MNIST images, to
-  a loss of 1e-30.
-- ``ci``: a small CNN on 300 scikit-learn digits, to a loss of 1e-40.
+  a loss of 1e-30; FMN on 500 training and 500 test images.
+- ``ci``: a small CNN on 300 scikit-learn digits (a fifth of the digits held out as the test
+  set), to a loss of 1e-40; FMN on 100 training and 100 test images.
+
+The attacks give Fig. 8 on the training set and on the test set (where a misclassified
+image has robustness 0), and Table 1: epoch, loss, normalized margin and median robustness
+at each checkpoint.
 
 Every scale also trains three full-batch gradient-descent tracks on smooth homogeneous
 networks, where the paper's gradient-descent theorems hold as stated:
@@ -515,7 +522,8 @@ def curves_agree_below_split(
     return Judgement(
         f"largest gap {100 * gap[worst]:.2f} points at eps {grid[worst]:.3g} (below "
         f"{split:.3g}); clean accuracy {_percent(curves[:, 0])} at {', '.join(checkpoints)}",
-        bool(gap[worst] <= TEST_CHANGE),
+        # the slack is round-off: 2 samples of 100 make a gap of 0.020000000000000018
+        bool(gap[worst] <= TEST_CHANGE + 1e-12),
     )
 
 
