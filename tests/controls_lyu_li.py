@@ -36,6 +36,43 @@ def distances(scales, n=200, seed=0):
 
 
 LEVELS = ["1e-10", "1e-20", "1e-30", "last"]
+MODELS = ["1e-10", "1e-15", "1e-20", "1e-30", "last"]
+SCALES_UP = [1.0, 1.05, 1.1, 1.15, 1.2]
+
+
+def vgg(**change):
+    """Per-seed VGG measurements (3 seeds), growing and with a steady test accuracy."""
+    good = {"growth_loss_based": [5.0, 6.0, 4.0], "growth_constant": [2.0, 2.5, 1.5]}
+    return {**good, "test_change": [0.01, -0.005, 0.0], **change}
+
+
+def test_set(scales, lost=None, near=None, split=0.2):
+    """Test-set robustness at checkpoints: 10% misclassified (0), the rest from 0.3 to 1
+    scaled along training; ``lost = (k, m)``: m more samples misclassified at checkpoint k;
+    ``near = (k, m)``: m samples at distance 0.1 at checkpoint k."""
+    arrays = [d.copy() for d in distances(scales)]
+    for a in arrays:
+        a[:20] = 0.0
+        a[20:] = 0.3 + (a[20:] - 0.2) * 1.75
+    for change, value in ((lost, 0.0), (near, 0.1)):
+        if change is not None:
+            k, m = change
+            arrays[k][20 : 20 + m] = value
+    return {"checkpoints": MODELS[: len(scales)], "distances": arrays, "split": split}
+
+
+def table(**change):
+    """Table 1 with rising margins."""
+    good = {
+        "checkpoints": MODELS,
+        "epoch": [30, 50, 70, 120, 200],
+        "log10_loss": [-10.2, -15.1, -20.3, -30.5, -40.0],
+        "margin": [1e-3, 2e-3, 2.5e-3, 3e-3, 4e-3],
+        "median_train": [0.4, 0.41, 0.42, 0.43, 0.44],
+        "median_test": [0.3, 0.31, 0.32, 0.33, 0.34],
+    }
+    return {**good, **change}
+
 
 CONTROLS = {
     "fits-early": (
@@ -246,21 +283,53 @@ CONTROLS = {
     ),
     "loss-at-10000": ([("1e-882", {"log10_loss": -882.0})], [("1e-300", {"log10_loss": -300.0})]),
     "cifar-vgg": (
+        [("grows, loss-based faster", vgg())],
         [
-            (
-                "grows, loss-based faster",
-                {"growth_loss_based": 5.0, "growth_constant": 2.0, "test_change": 0.01},
-            )
+            ("constant faster", vgg(growth_loss_based=[2.0] * 3, growth_constant=[5.0] * 3)),
+            ("test accuracy moved 5 points", vgg(test_change=[-0.05, -0.04, -0.06])),
+            ("margin falls under the constant schedule", vgg(growth_constant=[0.9] * 3)),
+            ("no seed", vgg(growth_loss_based=[], growth_constant=[], test_change=[])),
+        ],
+    ),
+    "test-accuracy-flat": (
+        [("flat within a point", {"epoch": EPOCHS, "test_acc": 0.95 + 0.005 * np.sin(EPOCHS)})],
+        [
+            ("falls 5 points", {"epoch": EPOCHS, "test_acc": np.linspace(0.95, 0.90, 100)}),
+            ("rises 10 points", {"epoch": EPOCHS, "test_acc": np.linspace(0.80, 0.90, 100)}),
+            ("one logged epoch", {"epoch": [10.0], "test_acc": [0.95]}),
+            ("not logged", {"epoch": EPOCHS, "test_acc": np.full(100, np.nan)}),
+        ],
+    ),
+    "test-robustness-agree-low-eps": (
+        [
+            ("coincide below the split", test_set(SCALES_UP)),
+            ("2 points apart, the tolerance", test_set(SCALES_UP, lost=(4, 4))),
         ],
         [
-            (
-                "constant faster",
-                {"growth_loss_based": 2.0, "growth_constant": 5.0, "test_change": 0.01},
-            ),
-            (
-                "test accuracy moved 5 points",
-                {"growth_loss_based": 5.0, "growth_constant": 2.0, "test_change": 0.05},
-            ),
+            ("clean accuracy falls 5 points", test_set(SCALES_UP, lost=(4, 10))),
+            ("3 points apart", test_set(SCALES_UP, lost=(4, 6))),
+            ("one model's samples closer below the split", test_set(SCALES_UP, near=(2, 10))),
+            ("unequal samples", {**test_set(SCALES_UP), "distances": [np.ones(5), np.ones(6)]}),
+        ],
+    ),
+    "test-robustness-ordered-high-eps": (
+        [("ordered", test_set(SCALES_UP))],
+        [
+            ("reversed", test_set(SCALES_UP[::-1])),
+            ("nothing moves", test_set([1.0] * 5)),
+            ("only the last model rises", test_set([1.0, 1.0, 1.0, 1.0, 1.2])),
+            ("one significant step back", test_set([1.0, 1.1, 1.05, 1.15, 1.2])),
+            ("two checkpoints", test_set([1.0, 1.2])),
+        ],
+    ),
+    "checkpoint-table": (
+        [("margins rise", table())],
+        [
+            ("a margin falls", table(margin=[1e-3, 2e-3, 1.5e-3, 3e-3, 4e-3])),
+            ("a checkpoint above its level", table(log10_loss=[-9.5, -15.2, -20.1, -30.4, -40])),
+            ("epochs out of order", table(epoch=[30, 50, 40, 120, 200])),
+            ("a nan margin", table(margin=[1e-3, 2e-3, np.nan, 3e-3, 4e-3])),
+            ("one checkpoint", table(**{k: v[:1] for k, v in table().items()})),
         ],
     ),
 }
