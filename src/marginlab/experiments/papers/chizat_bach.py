@@ -627,36 +627,35 @@ def gap_explained(
     disk_final: Sequence[float],
     radius: Sequence[float],
     steps: Sequence[float],
-    at_steps: Sequence[Sequence[float]],
+    radius_at_steps: Sequence[Sequence[float]],
     setting: str = "",
 ) -> Judgement:
     """Which candidate accounts for the port's margin gap (port 0.0185, Fig. 2(d) 0.011).
 
     ``disk[r]``, ``radius[r]``: ``max_t`` margins of repetition ``r`` drawn uniform on the
-    disks (the paper) and with uniform radius (the notebook), on the same draws otherwise;
-    ``disk_final``: the last iterate's; ``at_steps[t, r]``: the disk margins at ``steps[t]``.
-    Passes when the sampling accounts for the gap and the other candidates do not:
+    disks (the paper) and with uniform radius (the notebook), on the same draws otherwise,
+    after the notebook's 50k steps; ``disk_final``: the last iterate's;
+    ``radius_at_steps[t, r]``: the radius margins at ``steps[t]``. Passes when
     (1) sampling: with the paper's disks our mean matches the published value (within
     ``READOFF_MARGIN`` + ``PUBLISHED_SE_MULTIPLE`` SE of the difference of means, the
-    paper's over 30 runs), and with the notebook's radius the same draws sit above it by
-    more than that; (2) best against final iterate: their mean difference is within the
-    read-off error; (3) iterations: the disk margin moves by less than the read-off error
-    over the last half of the steps. Averaging is reported: the spread of single draws
-    and the port against the mean of the radius draws.
+    paper's over 30 runs), and with the notebook's radius it does not (above it beyond the
+    same tolerance), so averaging the notebook's draws does not close the gap;
+    (2) best against final iterate: their mean difference is within the read-off error.
+    Iterations are reported: the steps at which the notebook's sampling would match
+    (the paper states no step count; the notebook runs 50k).
     """
     disk, final, radius = (np.asarray(v, dtype=float) for v in (disk, disk_final, radius))
-    at_steps, steps = np.asarray(at_steps, dtype=float), np.asarray(steps, dtype=float)
+    along, steps = np.asarray(radius_at_steps, dtype=float), np.asarray(steps, dtype=float)
     usable = (
         disk.ndim == 1
         and len(disk) >= 2
         and disk.shape == final.shape == radius.shape
-        and at_steps.ndim == 2
-        and at_steps.shape == (len(steps), len(disk))
-        and len(steps) >= 2
+        and along.ndim == 2
+        and along.shape == (len(steps), len(disk))
         and np.all(np.isfinite(disk))
         and np.all(np.isfinite(final))
         and np.all(np.isfinite(radius))
-        and np.all(np.isfinite(at_steps))
+        and np.all(np.isfinite(along))
     )
     if not usable:
         return Judgement(
@@ -672,30 +671,32 @@ def gap_explained(
 
     sampling = radius - disk
     best_final = disk - final
-    half = int(np.searchsorted(steps, steps[-1] / 2.0))
-    late = at_steps[-1] - at_steps[min(half, len(steps) - 2)]
     matches = abs(disk.mean() - published) <= tolerance(disk)
     reopens = radius.mean() - published > tolerance(radius)
     small_best = abs(best_final.mean()) <= READOFF_MARGIN
-    settled = abs(late.mean()) <= READOFF_MARGIN
+    matching_steps = [
+        int(t)
+        for t, row in zip(steps, along, strict=True)
+        if abs(row.mean() - published) <= tolerance(row)
+    ]
     ours = (
         f"mean margin, disks (paper): {disk.mean():.4g} (published {published:g}, tol "
         f"{tolerance(disk):.2g}); radius (notebook), same draws: {radius.mean():.4g} (tol "
         f"{tolerance(radius):.2g}); sampling effect {sampling.mean():.3g} +- "
         f"{sampling.std(ddof=1) / math.sqrt(runs):.2g} "
         f"({sampling.mean() / (PORT_MARGIN - published):.0%} of the port's gap "
-        f"{PORT_MARGIN - published:.3g}); best - final {best_final.mean():.2g}; margin at "
-        f"steps {steps.astype(int).tolist()}: {_means(at_steps.mean(axis=1))}; single draws "
-        f"(disks) {disk.min():.4g}..{disk.max():.4g} (sd {disk.std(ddof=1):.2g}); port "
-        f"{PORT_MARGIN} - mean of radius draws {PORT_MARGIN - radius.mean():.2g}"
+        f"{PORT_MARGIN - published:.3g}); best - final {best_final.mean():.2g}; radius "
+        f"margins at steps {steps.astype(int).tolist()}: {_means(along.mean(axis=1))} "
+        f"(within tolerance of the paper at {matching_steps or 'none'}); single draws "
+        f"{radius.min():.4g}..{radius.max():.4g} (radius), {disk.min():.4g}..{disk.max():.4g} "
+        f"(disks); port {PORT_MARGIN} - mean of radius draws {PORT_MARGIN - radius.mean():.2g}"
     )
     failed = [
         text
         for text, ok in (
-            ("the paper's protocol does not match Fig. 2(d)", matches),
-            ("the notebook's sampling does not move the margin off Fig. 2(d)", reopens),
+            ("the paper's sampling does not match Fig. 2(d)", matches),
+            ("the notebook's sampling matches Fig. 2(d) too", reopens),
             ("best and final iterate differ beyond the read-off error", small_best),
-            ("the margin still moves over the last half of the steps", settled),
         )
         if not ok
     ]
@@ -975,14 +976,14 @@ CLAIMS = (
         "margin-gap-explained",
         "the 40% gap between our single-draw port's margin (0.0185) and Fig. 2(d) (0.011) "
         "comes from the sampling of the clusters: uniform on the disks (the paper) against "
-        "uniform radius (the notebook); not from best against final iterate nor from the "
-        "number of steps",
+        "uniform radius (the notebook); averaging the notebook's draws does not close it, "
+        "nor does best against final iterate",
         "paper (Fig. 2d and the data of section 5, published-text.md); the port's value is ours",
         gap_explained,
         f"at m={GAP_WIDTH}: disks within read-off {READOFF_MARGIN:g} + "
         f"{PUBLISHED_SE_MULTIPLE:g} SE of the published mean, the notebook's radius on the "
-        "same draws beyond it; best - final and the change over the last half of the steps "
-        f"within the read-off {READOFF_MARGIN:g}",
+        f"same draws beyond it; best - final within the read-off {READOFF_MARGIN:g}; the "
+        "steps at which the notebook's sampling would match are reported",
         paper_value="Fig. 2(d), m=256: 0.0109; data uniform on the disks",
         scales=("cpu", "full"),
         needs=FIG2_NEEDS,
@@ -1110,7 +1111,7 @@ def settings(study: Study) -> Settings:
         dims=(3, 8),
         sizes=None,
         d_n=15,
-        fig2=study.at_scale(ci=None, cpu=Fig2(replicas=2, width_replicas=4), full=Fig2(20, 30)),
+        fig2=study.at_scale(ci=None, cpu=Fig2(replicas=2, width_replicas=3), full=Fig2(20, 30)),
     )
 
 
@@ -1302,11 +1303,19 @@ def _fig2(study: Study, fig: Fig2) -> dict:
 
     def radius_margins() -> dict:
         net = notebook.net(256, 15, GAP_WIDTH, "both", fig.niter)
-        return {"best": net.best_margin(), "final": net.margins[-1]}
+        kept = [t - 1 for t in GAP_STEPS if t <= fig.niter]
+        return {"best": net.best_margin(), "final": net.margins[-1], "at_steps": net.margins[kept]}
 
     by_radius = study.measured(
         "fig2d-radius-sampling",
-        {**common, "replicas": fig.width_replicas, "n": 256, "d": 15, "m": GAP_WIDTH},
+        {
+            **common,
+            "replicas": fig.width_replicas,
+            "n": 256,
+            "d": 15,
+            "m": GAP_WIDTH,
+            "steps": list(GAP_STEPS),
+        },
         radius_margins,
     )
     column = list(FIG2_WIDTHS).index(GAP_WIDTH)
@@ -1317,7 +1326,7 @@ def _fig2(study: Study, fig: Fig2) -> dict:
         disk_final=by_m["final"][column],
         radius=by_radius["best"],
         steps=by_m["steps"],
-        at_steps=by_m["at_steps"][column],
+        radius_at_steps=by_radius["at_steps"],
         setting=f"n=256, d=15, m={GAP_WIDTH}, {fig.width_replicas} repetitions, the same "
         f"draws (labels, clusters, angles, spurious coordinates) under both samplings; {setting}",
     )
@@ -1542,6 +1551,10 @@ def reproduce(study: Study) -> None:
         "repetitions, n=256, d=15, m=1000)"
     )
 
+    # Fig. 2 at the paper's protocol first (cpu: fewer repetitions; ci: not run): the rows
+    # that compare with the published values.
+    fig2 = None if c.fig2 is None else _fig2(study, c.fig2)
+
     # 1. both layers against the F1 max margin, as m grows --------------------------------
     def margin_vs_width() -> dict:
         problem = trainer.problem(n, d)
@@ -1612,8 +1625,8 @@ def reproduce(study: Study) -> None:
     )
     _boundaries(study, c, found["shown"], out["shown"], trainer)
 
-    # 3. Fig. 2 at the paper's protocol (cpu: fewer repetitions; ci: not run) ----------------
-    if c.fig2 is None:
+    # 3. test error against d and n: Fig. 2's runs, or a small problem of ours at ci --------
+    if fig2 is None or c.fig2 is None:
         for spec in CLAIMS:
             if spec.key.startswith("fig2"):
                 study.not_run(spec.key, f"measured at the cpu and full scales only: {FIG2_NEEDS}")
@@ -1631,7 +1644,6 @@ def reproduce(study: Study) -> None:
             f"{c.sweep_out_niter} (output), {about}"
         )
     else:
-        fig2 = _fig2(study, c.fig2)
         by_d, by_n, setting = fig2["by_d"], fig2["by_n"], fig2["setting"]
         study.judge(
             "test-error-vs-n",
@@ -1650,7 +1662,7 @@ def reproduce(study: Study) -> None:
     # 4. the limits themselves: F1 and RKHS max-margin classifiers next to GD ---------------
     # The oracle's ascent is the cost of the F1 classifier in d > 3: cut at the small scales.
     oracle = study.at_scale(ci=(20, 50), cpu=(30, 100), full=(300, 200))
-    if c.fig2 is None:
+    if fig2 is None:
         _limits(study, trainer, n, c.dims, CI_PROJECTION_DIMS, by_d, setting, oracle)
     else:
         _limits(study, fig2["trainer"], 256, FIG2_DIMS, FIG2_DIMS, by_d, setting, oracle)
