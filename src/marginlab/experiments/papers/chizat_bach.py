@@ -8,6 +8,17 @@ first adapts to the 2 informative dimensions and the second does not
 (``chizat-vardi.md`` sections 1-3 and 6; the paper's full text was read, see
 ``shared/papers/published-text.md``).
 
+**The paper's protocol** (:class:`Fig2`, scales ``cpu`` and ``full``): clusters uniform on
+the disks (the notebook's uniform radius is ``sampling="radius"``), fresh data and labels
+per repetition, 20 repetitions for Fig. 2(b), (c) and 30 per width for Fig. 2(d) at
+``full`` (``cpu`` keeps n, d, m and the steps and cuts the repetitions), each curve judged
+against the values read from the published figure (:class:`PublishedCurve`: read-off error
+plus three standard errors of the difference of means). Next to GD: the F1 and RKHS
+max-margin classifiers themselves (the RKHS of the paper's F2, weights uniform on the
+sphere: :func:`~marginlab.measure.references.rkhs.sphere_kernel`), the margin of the data's
+3-dimensional projection against d, and the candidates for the gap between our earlier
+single-draw port and Fig. 2(d) (:func:`gap_explained`). ``ci`` runs small problems of ours.
+
 Margins are reported in the **paper's convention**: the network's margin
 ``min_i y_i f(x_i) / ((1/m) sum_j ||theta_j||^2)`` tends to the paper's ``gamma_1`` and
 cannot exceed it. The paper's F1 norm is twice the variation norm
@@ -1073,9 +1084,7 @@ class Settings:
     widths: tuple[int, ...]
     width: int
     dims: tuple[int, ...]
-    sizes: tuple[int, ...] | None
-    d_n: int
-    fig2: Fig2 | None
+    fig2: Fig2 | None = None
     k: int = PAPER_K
 
 
@@ -1109,8 +1118,6 @@ def settings(study: Study) -> Settings:
         ),
         width=study.at_scale(ci=256, cpu=256, full=1000),
         dims=(3, 8),
-        sizes=None,
-        d_n=15,
         fig2=study.at_scale(ci=None, cpu=Fig2(replicas=2, width_replicas=3), full=Fig2(20, 30)),
     )
 
