@@ -1246,9 +1246,8 @@ GAP_STEPS = (1000, 2000, 5000, 10000, 20000, 50000)
 """Steps at which Fig. 2(d)'s margins are kept, for the iterations candidate of the gap."""
 
 
-def _fig2(study: Study, fig: Fig2) -> dict:
-    """Fig. 2(b), (c), (d) at the paper's protocol; judges the published-value claims and
-    returns the measurements the other claims reuse."""
+def _fig2_common(fig: Fig2) -> tuple[dict, str]:
+    """What every Fig. 2 measurement depends on, and its description for the notes."""
     common = {
         "k": PAPER_K,
         "stepsize": fig.stepsize,
@@ -1257,14 +1256,17 @@ def _fig2(study: Study, fig: Fig2) -> dict:
         "sampling": fig.sampling,
         "m": fig.m,
     }
-    trainer = Trainer(
-        study, fig.replicas, fig.stepsize, fig.test_n, sampling=fig.sampling, dtype=torch.float32
-    )
     setting = (
         f"k={PAPER_K}, m={fig.m}, {fig.niter} steps of {fig.stepsize}/sqrt(t+1) for both "
         f"and output layer (the notebook's; the paper states none), data uniform on the disks, "
         f"fresh data and labels per repetition, {fig.test_n} test points, float32 weights"
     )
+    return common, setting
+
+
+def fig2d(study: Study, fig: Fig2) -> dict:
+    """Fig. 2(d) (the margin against m) and the margin gap; judges their claims."""
+    common, setting = _fig2_common(fig)
     widths = Trainer(
         study,
         fig.width_replicas,
@@ -1336,6 +1338,17 @@ def _fig2(study: Study, fig: Fig2) -> dict:
         radius_at_steps=by_radius["at_steps"],
         setting=f"n=256, d=15, m={GAP_WIDTH}, {fig.width_replicas} repetitions, the same "
         f"draws (labels, clusters, angles, spurious coordinates) under both samplings; {setting}",
+    )
+    return by_m
+
+
+def _fig2(study: Study, fig: Fig2) -> dict:
+    """Fig. 2(b), (c), (d) at the paper's protocol; judges the published-value claims and
+    returns the measurements the other claims reuse."""
+    by_m = fig2d(study, fig)
+    common, setting = _fig2_common(fig)
+    trainer = Trainer(
+        study, fig.replicas, fig.stepsize, fig.test_n, sampling=fig.sampling, dtype=torch.float32
     )
     by_n = study.measured(
         "fig2b",
