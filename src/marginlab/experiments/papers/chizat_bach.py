@@ -638,35 +638,38 @@ def gap_explained(
     disk_final: Sequence[float],
     radius: Sequence[float],
     steps: Sequence[float],
+    disk_at_steps: Sequence[Sequence[float]],
     radius_at_steps: Sequence[Sequence[float]],
     setting: str = "",
 ) -> Judgement:
     """Which candidate accounts for the port's margin gap (port 0.0185, Fig. 2(d) 0.011).
 
     ``disk[r]``, ``radius[r]``: ``max_t`` margins of repetition ``r`` drawn uniform on the
-    disks (the paper) and with uniform radius (the notebook), on the same draws otherwise,
-    after the notebook's 50k steps; ``disk_final``: the last iterate's;
-    ``radius_at_steps[t, r]``: the radius margins at ``steps[t]``. Passes when
-    (1) sampling: with the paper's disks our mean matches the published value (within
-    ``READOFF_MARGIN`` + ``PUBLISHED_SE_MULTIPLE`` SE of the difference of means, the
-    paper's over 30 runs), and with the notebook's radius it does not (above it beyond the
-    same tolerance), so averaging the notebook's draws does not close the gap;
-    (2) best against final iterate: their mean difference is within the read-off error.
-    Iterations are reported: the steps at which the notebook's sampling would match
-    (the paper states no step count; the notebook runs 50k).
+    disks (the paper) and with uniform radius (the notebook), on the same draws otherwise
+    (labels, clusters, angles, spurious coordinates), after the notebook's 50k steps;
+    ``disk_final``: the last iterate's; ``*_at_steps[t, r]``: the margins at ``steps[t]``.
+    Passes when the scatter of single draws (averaging) accounts for the gap and the other
+    candidates do not: (1) averaging: with the paper's protocol the mean over repetitions
+    matches the published value (within ``READOFF_MARGIN`` + ``PUBLISHED_SE_MULTIPLE`` SE
+    of the difference of means, the paper's over 30 runs), and the port's single draw lies
+    within two standard deviations of the single draws under its own (the notebook's)
+    sampling; (2) sampling: the paired effect of the radius against the disks is less than
+    half of the gap; (3) best against final iterate: their mean difference is within the
+    read-off error. Iterations are reported: the margins along the steps (the paper states
+    no step count; the notebook runs 50k).
     """
     disk, final, radius = (np.asarray(v, dtype=float) for v in (disk, disk_final, radius))
-    along, steps = np.asarray(radius_at_steps, dtype=float), np.asarray(steps, dtype=float)
+    steps = np.asarray(steps, dtype=float)
+    along = {
+        "disks": np.asarray(disk_at_steps, dtype=float),
+        "radius": np.asarray(radius_at_steps, dtype=float),
+    }
     usable = (
         disk.ndim == 1
         and len(disk) >= 2
         and disk.shape == final.shape == radius.shape
-        and along.ndim == 2
-        and along.shape == (len(steps), len(disk))
-        and np.all(np.isfinite(disk))
-        and np.all(np.isfinite(final))
-        and np.all(np.isfinite(radius))
-        and np.all(np.isfinite(along))
+        and all(v.shape == (len(steps), len(disk)) for v in along.values())
+        and all(np.all(np.isfinite(v)) for v in (disk, final, radius, *along.values()))
     )
     if not usable:
         return Judgement(
@@ -674,39 +677,33 @@ def gap_explained(
             False,
             note=setting,
         )
-    runs = len(disk)
-
-    def tolerance(values: np.ndarray) -> float:
-        se = values.std(ddof=1) * math.sqrt(1.0 / runs + 1.0 / FIG2D_MARGIN.runs)
-        return READOFF_MARGIN + PUBLISHED_SE_MULTIPLE * se
-
-    sampling = radius - disk
-    best_final = disk - final
-    matches = abs(disk.mean() - published) <= tolerance(disk)
-    reopens = radius.mean() - published > tolerance(radius)
+    runs, gap = len(disk), PORT_MARGIN - published
+    se = disk.std(ddof=1) * math.sqrt(1.0 / runs + 1.0 / FIG2D_MARGIN.runs)
+    tolerance = READOFF_MARGIN + PUBLISHED_SE_MULTIPLE * se
+    sampling, best_final = radius - disk, disk - final
+    scatter = radius.std(ddof=1)
+    averaged = abs(disk.mean() - published) <= tolerance
+    single = abs(PORT_MARGIN - radius.mean()) <= 2.0 * scatter
+    minor_sampling = abs(sampling.mean()) < gap / 2.0
     small_best = abs(best_final.mean()) <= READOFF_MARGIN
-    matching_steps = [
-        int(t)
-        for t, row in zip(steps, along, strict=True)
-        if abs(row.mean() - published) <= tolerance(row)
-    ]
     ours = (
-        f"mean margin, disks (paper): {disk.mean():.4g} (published {published:g}, tol "
-        f"{tolerance(disk):.2g}); radius (notebook), same draws: {radius.mean():.4g} (tol "
-        f"{tolerance(radius):.2g}); sampling effect {sampling.mean():.3g} +- "
-        f"{sampling.std(ddof=1) / math.sqrt(runs):.2g} "
-        f"({sampling.mean() / (PORT_MARGIN - published):.0%} of the port's gap "
-        f"{PORT_MARGIN - published:.3g}); best - final {best_final.mean():.2g}; radius "
-        f"margins at steps {steps.astype(int).tolist()}: {_means(along.mean(axis=1))} "
-        f"(within tolerance of the paper at {matching_steps or 'none'}); single draws "
-        f"{radius.min():.4g}..{radius.max():.4g} (radius), {disk.min():.4g}..{disk.max():.4g} "
-        f"(disks); port {PORT_MARGIN} - mean of radius draws {PORT_MARGIN - radius.mean():.2g}"
+        f"the port's gap {gap:.3g} ({PORT_MARGIN} against {published:g}). Averaging: mean of "
+        f"{runs} repetitions (disks) {disk.mean():.4g} +- {disk.std(ddof=1) / math.sqrt(runs):.2g}"
+        f" (published {published:g}, tol {tolerance:.2g}); single draws {disk.min():.4g}.."
+        f"{disk.max():.4g} (disks), {radius.min():.4g}..{radius.max():.4g} (radius, sd "
+        f"{scatter:.2g}; the port's draw is {PORT_MARGIN - radius.mean():+.2g} from their mean "
+        f"{radius.mean():.4g}). Sampling: radius - disks {sampling.mean():+.2g} +- "
+        f"{sampling.std(ddof=1) / math.sqrt(runs):.2g} ({sampling.mean() / gap:.0%} of the "
+        f"gap). Best - final iterate {best_final.mean():+.2g}. Iterations: mean margin at "
+        f"steps {steps.astype(int).tolist()}: disks {_means(along['disks'].mean(axis=1))}, "
+        f"radius {_means(along['radius'].mean(axis=1))}"
     )
     failed = [
         text
         for text, ok in (
-            ("the paper's sampling does not match Fig. 2(d)", matches),
-            ("the notebook's sampling matches Fig. 2(d) too", reopens),
+            ("the mean over repetitions does not match Fig. 2(d)", averaged),
+            ("the port's draw is outside the scatter of single draws", single),
+            ("the sampling accounts for half of the gap or more", minor_sampling),
             ("best and final iterate differ beyond the read-off error", small_best),
         )
         if not ok
@@ -986,15 +983,16 @@ CLAIMS = (
         "chizat-bach",
         "margin-gap-explained",
         "the 40% gap between our single-draw port's margin (0.0185) and Fig. 2(d) (0.011) "
-        "comes from the sampling of the clusters: uniform on the disks (the paper) against "
-        "uniform radius (the notebook); averaging the notebook's draws does not close it, "
-        "nor does best against final iterate",
-        "paper (Fig. 2d and the data of section 5, published-text.md); the port's value is ours",
+        "is the scatter of single draws: averaged over repetitions as the paper does, our "
+        "margin matches Fig. 2(d); the sampling of the clusters (disks against the notebook's "
+        "radius) accounts for less than half of it, best against final iterate for none",
+        "paper (Fig. 2d and the data of section 5, published-text.md); the port's value and "
+        "the decomposition are ours",
         gap_explained,
-        f"at m={GAP_WIDTH}: disks within read-off {READOFF_MARGIN:g} + "
-        f"{PUBLISHED_SE_MULTIPLE:g} SE of the published mean, the notebook's radius on the "
-        f"same draws beyond it; best - final within the read-off {READOFF_MARGIN:g}; the "
-        "steps at which the notebook's sampling would match are reported",
+        f"at m={GAP_WIDTH}: the mean over repetitions within read-off {READOFF_MARGIN:g} + "
+        f"{PUBLISHED_SE_MULTIPLE:g} SE of the published mean; the port within 2 sd of single "
+        "draws of its own sampling; the paired sampling effect below half the gap; best - "
+        f"final within the read-off {READOFF_MARGIN:g}; the margins along the steps reported",
         paper_value="Fig. 2(d), m=256: 0.0109; data uniform on the disks",
         scales=("cpu", "full"),
         needs=FIG2_NEEDS,
@@ -1335,6 +1333,7 @@ def fig2d(study: Study, fig: Fig2) -> dict:
         disk_final=by_m["final"][column],
         radius=by_radius["best"],
         steps=by_m["steps"],
+        disk_at_steps=by_m["at_steps"][column],
         radius_at_steps=by_radius["at_steps"],
         setting=f"n=256, d=15, m={GAP_WIDTH}, {fig.width_replicas} repetitions, the same "
         f"draws (labels, clusters, angles, spurious coordinates) under both samplings; {setting}",
