@@ -16,6 +16,8 @@ from marginlab.data._common import as_float, as_int, seeded_rng
 from marginlab.data.dataset import Splits
 
 BINARY_CLASSES = ("-1", "+1")
+CLUSTER_SAMPLINGS = ("disk", "radius")
+"""How :func:`clusters` draws a point in its disk: uniform on the disk, or uniform radius."""
 Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
 
@@ -112,21 +114,26 @@ def clusters(
     test_n: int = 4000,
     labels: str = "random",
     distribution: int | None = None,
+    sampling: str = "disk",
     seed: int = 0,
 ) -> Splits:
     """Chizat & Bach (2020): k x k clusters in 2 informative dimensions plus spurious ones.
 
     ``x = (1, c_P + R (cos T, sin T), s)`` in ``R^d``: the first coordinate is the constant
-    bias input (counted in ``d``), ``P ~ U{k^2 clusters}``, ``T ~ U[0, 2 pi)``,
-    ``R ~ U[0, Delta]`` (uniform in radius, not area) with ``Delta = 1/(3k - 1)``, centers
-    from :func:`cluster_centers`, and ``s`` holds ``d - 3`` spurious coordinates i.i.d.
-    ``U[-1/2, 1/2]``. The label is ``A_P``.
+    bias input (counted in ``d``), ``P ~ U{k^2 clusters}``, ``T ~ U[0, 2 pi)``, centers
+    from :func:`cluster_centers`, ``Delta = 1/(3k - 1)``, and ``s`` holds ``d - 3`` spurious
+    coordinates i.i.d. ``U[-1/2, 1/2]``. The label is ``A_P``.
+
+    ``sampling="disk"`` (the paper's text): points uniform on the disk of radius ``Delta``,
+    ``R = Delta sqrt(U)``. ``sampling="radius"`` (the reference notebook): ``R ~ U[0, Delta]``,
+    uniform in radius, which crowds the points toward the centres.
 
     ``labels="random"`` (the paper's code): ``A`` is +1 except for ``floor(k^2 / 2)``
     clusters chosen at random, fixed by ``distribution`` (default: ``seed``) so that one
     distribution can be sampled with many seeds. ``labels="checkerboard"``: ``A_P = +1``
     iff the grid cell ``(P mod k) + (P // k)`` is even. ``info`` holds ``centers``,
-    ``cluster_labels`` (``A``), ``delta`` and, for random labels, the ``distribution`` used.
+    ``cluster_labels`` (``A``), ``delta``, ``sampling`` and, for random labels, the
+    ``distribution`` used.
 
     Examples
     --------
@@ -135,8 +142,13 @@ def clusters(
     ((5, 4), [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     d, k = as_int("d", d, 3), as_int("k", k, 2)
+    if sampling not in CLUSTER_SAMPLINGS:
+        raise ValueError(
+            f"sampling: expected one of {CLUSTER_SAMPLINGS} ('disk': the paper's, 'radius': "
+            f"the reference notebook's), got {sampling!r}"
+        )
     centers, delta = cluster_centers(k), 1.0 / (3 * k - 1)
-    info: dict = {"centers": centers.tolist(), "delta": delta}
+    info: dict = {"centers": centers.tolist(), "delta": delta, "sampling": sampling}
     if labels == "random":
         dist_seed = seed if distribution is None else as_int("distribution", distribution, 0)
         a = np.ones(k * k)
@@ -152,7 +164,8 @@ def clusters(
         # One row of uniforms per point keeps draws of different sizes prefixes of each other.
         u = rng.random((m, d))
         p = np.minimum((u[:, 0] * k * k).astype(np.int64), k * k - 1)
-        angle, radius = 2 * math.pi * u[:, 1], delta * u[:, 2]
+        angle = 2 * math.pi * u[:, 1]
+        radius = delta * (np.sqrt(u[:, 2]) if sampling == "disk" else u[:, 2])
         x = np.empty((m, d))
         x[:, 0] = 1.0
         x[:, 1:3] = centers[p] + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)

@@ -27,6 +27,7 @@ from marginlab.measure.references.rkhs import (
     augmented_inputs,
     empirical_kernel,
     kernel_svm,
+    sphere_kernel,
 )
 from marginlab.measure.references.svm import (
     SVMResult,
@@ -56,5 +57,6 @@ __all__ = [
     "nonconvex_max_margin",
     "per_layer_optimality",
     "sphere_grid",
+    "sphere_kernel",
     "sphere_maximum",
 ]

@@ -96,6 +96,19 @@ class F1Result:
         """
         return self.lower / (2.0 * width)
 
+    def decision(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        """The classifier's output ``f(x) = sum_k weights_k relu(directions_k . x)``.
+
+        Examples
+        --------
+        >>> result = F1Result(0.5, 0.5, True, np.eye(2), np.array([0.5, -0.5]), np.ones(2),
+        ...                   1, 2, "grid")
+        >>> result.decision(np.array([[2.0, 1.0]])).tolist()
+        [0.5]
+        """
+        x = _as_numpy(x)
+        return np.maximum(x.reshape(len(x), -1) @ self.directions.T, 0.0) @ self.weights
+
     def to_dict(self) -> dict:
         return {
             "gamma_1": self.lower,

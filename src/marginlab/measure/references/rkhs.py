@@ -10,7 +10,9 @@ with the empirical kernel ``K_m(x, x') = (1/m) sum_j relu(a_j . x) relu(a_j . x'
     K(x, x') = ||x|| ||x'|| (sin phi + (pi - phi) cos phi) / (2 pi).
 
 ``gamma_2 = max_{||f||_H <= 1} min_n y_n f(x_n) = 1 / sqrt(sum alpha)`` for the SVM dual
-``alpha``. Normalizations of the same quantity for a width-``m`` network:
+``alpha``. Chizat & Bach's F2 draws the weights uniformly on the sphere instead
+(:func:`sphere_kernel`, ``K / d``): the same classifier, ``gamma_2`` divided by ``sqrt(d)``.
+Normalizations of the same quantity for a width-``m`` network:
 
 - the network's normalized margin ``q_min / ||b||`` (:mod:`marginlab.measure.margins`, order 1)
   is at most ``gamma_2(K_m) / sqrt(m)``, its exact limit under output-layer training;
@@ -96,6 +98,24 @@ def arccos_kernel(x1: torch.Tensor | np.ndarray, x2: torch.Tensor | np.ndarray) 
         cosine = np.clip(np.where(norms > 0, (a @ b.T) / norms, 1.0), -1.0, 1.0)
     angle = np.arccos(cosine)
     return norms * (np.sin(angle) + (np.pi - angle) * cosine) / (2.0 * np.pi)
+
+
+def sphere_kernel(x1: torch.Tensor | np.ndarray, x2: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``E_{a ~ U(S^{d-1})}[relu(a . x) relu(a . x')]``: the kernel of Chizat & Bach's F2.
+
+    The paper's RKHS integrates over input weights uniform on the sphere (its eq. 5, the
+    bias a coordinate of ``x``). For ``g ~ N(0, I_d)``, ``||g||^2`` and ``g / ||g||`` are
+    independent and ``E ||g||^2 = d``, so this is :func:`arccos_kernel` over ``d``: the same
+    max-margin classifier, and a ``gamma_2`` ``sqrt(d)`` times smaller.
+
+    Examples
+    --------
+    >>> x = np.array([[3.0, 4.0]])
+    >>> float(sphere_kernel(x, x)[0, 0])  # ||x||^2 / (2 d)
+    6.25
+    """
+    a = _as_numpy(x1)
+    return arccos_kernel(x1, x2) / a.reshape(len(a), -1).shape[1]
 
 
 def empirical_kernel(
