@@ -49,6 +49,18 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys, override, named)
     assert not out.exists()
 
 
+def test_a_key_the_schedule_does_not_read_is_refused_naming_what_it_sets(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "digits-mlp", "--set", "train.lr=0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: the loss_based schedule does not read it" in err
+    assert "train.schedule=constant" in err and not out.exists()
+    grid = ["sweep", "digits-mlp", "--grid", "train.lr=0.1,0.2", "--out", str(out)]
+    assert main(grid) == 2
+    assert "train.lr: the loss_based schedule does not read it" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_unknown_spec_lists_presets(capsys):
     assert main(["run", "no-such-preset"]) == 2
     assert "digits-cnn" in capsys.readouterr().err
@@ -129,8 +141,9 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(
     if sig != signal.SIGKILL:
         assert proc.returncode == 130
         assert status["state"] == "interrupted"
-    else:
-        assert status["state"] == "running"  # nothing ran after the kill
+    else:  # nothing ran after the kill: the file says running, with a pid that is gone
+        assert (out / "status.json").read_text().count('"running"') == 1
+        assert status["state"] == "interrupted" and str(proc.pid) in status["message"]
     rows_before = load_run(out).store.metrics()
     assert rows_before and rows_before[-1]["epoch"] < TINY["train"]["max_epochs"]
 

@@ -250,6 +250,42 @@ def validate(raw: dict) -> RunConfig:
     return config
 
 
+# The step-size keys each schedule reads (train.*); the others change nothing under it.
+SCHEDULE_KEYS = {
+    "constant": ("lr",),
+    "inverse_sqrt": ("lr",),
+    "normalized": ("alpha",),
+    "loss_based": ("alpha", "alpha_up", "alpha_down", "min_alpha", "loss_ub"),
+    "custom": (),
+}
+_STEP_KEYS = {key for keys in SCHEDULE_KEYS.values() for key in keys}
+
+
+def ignored_keys(config: RunConfig, keys: list[str]) -> list[str]:
+    """Say which of ``keys`` (dotted names, e.g. from ``--set``) the configuration's
+    schedule does not read, each with what it would affect.
+
+    Examples
+    --------
+    >>> config = validate({"model": {"kind": "mlp"}, "train": {"schedule": "loss_based"}})
+    >>> ignored_keys(config, ["train.lr", "train.alpha", "seed"])  # doctest: +ELLIPSIS
+    ['train.lr: the loss_based schedule does not read it (it reads train.alpha, ...']
+    """
+    schedule = config.train.schedule
+    reads = SCHEDULE_KEYS.get(schedule, ())
+    found = []
+    for key in keys:
+        section, _, name = key.partition(".")
+        if section == "train" and name in _STEP_KEYS and name not in reads:
+            readers = [s for s, names in SCHEDULE_KEYS.items() if name in names]
+            found.append(
+                f"{key}: the {schedule} schedule does not read it (it reads "
+                f"{', '.join('train.' + k for k in reads) or 'nothing of train.*'}); "
+                f"{key} sets the step of train.schedule={' or '.join(readers)}"
+            )
+    return found
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Parse ``key.path=value`` (the value read as YAML, so ``100``, ``null``, ``[0, 1]``).
 

@@ -4,9 +4,10 @@ Each trial is ``DIR/<key=value,...>``, trained by :func:`marginlab.training.engi
 with ``threads=1``. New trials that can share one program (full batch, differing only in
 seed, step sizes or stopping rules: :func:`marginlab.training.ensemble.ensemble_key`) train
 as one ensemble task on a GPU, where that pays; each still gets its own run directory. A
-trial whose ``status.json`` says ``finished`` is skipped, one that was interrupted is
-resumed, and one that fails is reported in the summary while the others go on. The summary
-(one row per trial: its state, error and final metrics row) is returned and written to
+trial whose ``status.json`` says ``finished`` is skipped, one that was interrupted (or whose
+process died) is resumed, and one that fails is reported in the summary while the others go
+on. The summary (one row per trial: its state, whether it reached its target, why it ended,
+and its final metrics row) is returned and written to
 ``DIR/summary.csv``.
 """
 
@@ -54,8 +55,12 @@ def grid_overrides(grid: Sequence[str]) -> list[list[str]]:
 
 
 def trial_row(path: str | os.PathLike) -> dict:
-    """A trial's summary row: its state, its message when it did not finish, and its last
-    metrics row.
+    """A trial's summary row: its state, whether it reached its target, why it ended, and
+    its last metrics row.
+
+    ``target_reached`` is False for a trial that stopped at ``train.max_epochs`` above its
+    ``train.target_log10_loss`` (and None when it has no target or did not finish);
+    ``reason`` is its status message.
 
     Examples
     --------
@@ -64,20 +69,25 @@ def trial_row(path: str | os.PathLike) -> dict:
     >>> from marginlab.training.engine import train
     >>> config = {**preset("digits-mlp"), "train": {"max_epochs": 2}}
     >>> row = trial_row(train(config, tempfile.mkdtemp() + "/t", progress=False))
-    >>> row["state"], row["epoch"]
-    ('finished', 2)
+    >>> row["state"], row["epoch"], row["target_reached"]
+    ('finished', 2, False)
+    >>> row["reason"]
+    'short of the target: reached train.max_epochs=2 with the mean training loss at ...'
     """
     from marginlab.runs.run import load_run
 
     run = load_run(path)
     status, metrics = run.status, run.metrics
-    state = status.get("state", "unknown")
-    error = "" if state == "finished" else status.get("message", "")
-    return {"state": state, "error": error, **(metrics.iloc[-1].to_dict() if len(metrics) else {})}
+    return {
+        "state": status.get("state", "unknown"),
+        "target_reached": status.get("target_reached"),
+        "reason": status.get("message", ""),
+        **(metrics.iloc[-1].to_dict() if len(metrics) else {}),
+    }
 
 
 def _failed(error: BaseException) -> dict:
-    return {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+    return {"state": "failed", "reason": f"{type(error).__name__}: {error}"}
 
 
 def run_trial(config: dict, path: str, data_dir: str | None = None) -> dict:
@@ -205,9 +215,9 @@ def sweep(
     Returns
     -------
     pandas.DataFrame
-        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...), ``error``,
-        the trial's final metrics row, and ``ensemble_size`` (the trials trained with it in
-        one task, itself included).
+        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...),
+        ``target_reached``, ``reason`` (why it ended), the trial's final metrics row, and
+        ``ensemble_size`` (the trials trained with it in one task, itself included).
 
     Examples
     --------

@@ -6,15 +6,24 @@ import argparse
 from pathlib import Path
 
 # Columns of the printed table; summary.csv keeps every metrics column.
-SHOWN = ("trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "error")
+SHOWN = ("trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "reason")
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from marginlab.commands.train import load_spec
-    from marginlab.config import apply_overrides
-    from marginlab.sweep import sweep
+    from marginlab.commands.train import check_ignored, load_spec
+    from marginlab.config import ConfigError, apply_overrides, validate
+    from marginlab.sweep import grid_overrides, sweep
 
-    config = apply_overrides(load_spec(args.spec), list(args.set))
+    raw = load_spec(args.spec)
+    config = apply_overrides(raw, list(args.set))
+    # A key no trial reads is refused before any trial starts (a trial whose config is
+    # invalid fails on its own, in the summary).
+    for i, assignments in enumerate(grid_overrides(args.grid)):
+        try:
+            trial = validate(apply_overrides(config, assignments))
+        except ConfigError:
+            continue
+        check_ignored(trial, raw if i == 0 else {}, [*args.set, *assignments])
     out = Path(args.out or f"runs/sweep-{config.get('name', 'run')}")
     summary = sweep(
         config,

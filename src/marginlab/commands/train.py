@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from marginlab.config import ConfigError, RunConfig, apply_overrides, load_config_file, validate
+from marginlab.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    ignored_keys,
+    load_config_file,
+    validate,
+)
 from marginlab.experiments.presets import PRESETS, preset
 
 if TYPE_CHECKING:
@@ -25,6 +33,18 @@ def load_spec(spec: str) -> dict:
     raise ConfigError(
         f"SPEC: {spec!r} is neither a preset nor a YAML file; presets: {', '.join(PRESETS)}"
     )
+
+
+def check_ignored(config: RunConfig, raw: dict, assignments: list[str]) -> None:
+    """Refuse a ``--set`` (or ``--grid``) key that the configuration does not read, and
+    note the ones of the preset or YAML file (``raw``) that it does not read."""
+    typed = [text.partition("=")[0].strip() for text in assignments]
+    refused = ignored_keys(config, typed)
+    if refused:
+        raise ConfigError(f"--set {refused[0]}; drop it, or choose that schedule")
+    given = [f"train.{key}" for key in raw.get("train") or {}]
+    for note in ignored_keys(config, [key for key in given if key not in typed]):
+        print(f"marginlab: note: {note}", file=sys.stderr)
 
 
 def _checkpoint_spec(text: str) -> CheckpointSpec:
@@ -65,7 +85,9 @@ def _run(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     if args.tensorboard:
         overrides.append("log.tensorboard=true")
-    config = validate(apply_overrides(load_spec(args.spec), overrides))
+    raw = load_spec(args.spec)
+    config = validate(apply_overrides(raw, overrides))
+    check_ignored(config, raw, overrides)
     if args.replicas is not None:
         return _run_replicas(config, args)
     path = train(config, args.out, data_dir=args.data_dir)

@@ -27,7 +27,7 @@ import torch
 from marginlab.config import ConfigError, ObserverConfig, RunConfig, apply_overrides, validate
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
-from marginlab.numerics import LN10, logaddexp
+from marginlab.numerics import LN10, format_log10, logaddexp
 from marginlab.runs.checkpoint_spec import parse_checkpoint
 from marginlab.runs.environment import environment
 from marginlab.runs.progress import Progress
@@ -45,6 +45,7 @@ from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_at
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
 from marginlab.training.speculation import Speculator
+from marginlab.training.stall import StallWatch
 
 # Keys of a resumed run that may be changed with --set: how long and how it is observed,
 # never what is trained.
@@ -107,6 +108,8 @@ class _Loop:
     # Sees each logged metrics row; a true return value ends the run after that epoch.
     callback: Callable[[dict], object] | None = None
     stop_requested: bool = False
+    # Stops a schedule that rolls back once it no longer gets anywhere (see stall.py).
+    stall: StallWatch | None = None
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -216,7 +219,14 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
     if target is not None and log10_loss < target:
         return f"training loss {log10_loss:.1f} (log10, mean) is below the target {target:g}"
     if state.epoch >= config.train.max_epochs:
-        return f"reached train.max_epochs={config.train.max_epochs}"
+        reason = f"reached train.max_epochs={config.train.max_epochs}"
+        if target is not None:
+            reason = (
+                f"short of the target: {reason} with the mean training loss at "
+                f"{format_log10(log10_loss)}, above the target 1e{target:g} (train."
+                "target_log10_loss); to go on, resume with a larger train.max_epochs"
+            )
+        return reason
     return None
 
 
@@ -293,7 +303,7 @@ def _drive(
             if reason is None and loop.stop_requested:
                 reason = f"the callback asked to stop after epoch {loop.state.epoch}"
             if reason is not None:
-                _finish(loop, _wrap_up(loop, evaluation, reason))
+                _finish(loop, _wrap_up(loop, evaluation, reason), log10_loss)
                 going.remove(k)
         if not going:
             return
@@ -301,6 +311,8 @@ def _drive(
         for k in list(going):
             try:
                 evaluations[k] = _conclude(loops[k], attempts[k]) or evaluations[k]
+                if loops[k].stall is not None:
+                    loops[k].stall.see(loops[k].state.epoch, loops[k].state.schedule.log_frame)
             except TrainingStopped as stop:
                 _stopped(loops[k], stop)
                 going.remove(k)
@@ -332,9 +344,14 @@ def _announce_model(loop: _Loop) -> None:
         )
 
 
-def _finish(loop: _Loop, reason: str) -> None:
+def _finish(loop: _Loop, reason: str, log10_loss: float) -> None:
     loop.done = True
-    loop.store.write_status("finished", reason, epoch=loop.state.epoch)
+    target = loop.parts.config.train.target_log10_loss
+    # None: the run has no target (it trains train.max_epochs epochs).
+    reached = None if target is None else bool(log10_loss < target)
+    loop.store.write_status(
+        "finished", reason, epoch=loop.state.epoch, target_reached=reached
+    )
     loop.progress.message(f"finished: {reason}")
 
 
@@ -477,6 +494,9 @@ def _open_loop(
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
+    if getattr(parts.schedule, "rolls_back", False):
+        log_n = evaluation.log_loss_sum - evaluation.log_loss_mean
+        loop.stall = StallWatch(log_fitted=parts.loss.log_threshold - log_n)
     _announce_model(loop)
     if fresh:
         _observe(loop, evaluation)
