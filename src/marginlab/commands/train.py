@@ -138,7 +138,14 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="train from a preset or a YAML config")
+    run = sub.add_parser(
+        "run",
+        help="train from a preset or a YAML config",
+        description="Train from a preset or a YAML config, printing an estimate of the cost "
+        "first and the progress with the remaining time while it trains. Every "
+        "configuration key, its type, default and meaning: `marginlab config --list`; a "
+        "preset's full configuration: `marginlab config PRESET`.",
+    )
     run.add_argument("spec", help="preset name (see `marginlab presets`) or a YAML file")
     run.add_argument(
         "--set",
@@ -149,10 +156,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
     run.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    run.add_argument("--dtype", choices=["float64", "float32"])
-    run.add_argument("--seed", type=int)
-    run.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    run.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="shortcut for --set device=..."
+    )
+    run.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        help="shortcut for --set dtype=... (margins and losses are float64 either way)",
+    )
+    run.add_argument("--seed", type=int, help="shortcut for --set seed=...")
+    run.add_argument(
+        "--threads",
+        type=int,
+        help="shortcut for --set threads=...; by default one thread for small steps, all "
+        "cores for large ones",
+    )
     run.add_argument(
         "--tensorboard",
         action="store_true",
@@ -168,7 +186,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted or finished run")
-    resume.add_argument("run_dir")
+    resume.add_argument("run_dir", help="the run directory to continue")
     resume.add_argument(
         "--set",
         action="append",

@@ -43,6 +43,33 @@ def _keys(constructor: Callable[..., nn.Module]) -> tuple[list[str], list[str]]:
     return allowed, required
 
 
+def model_keys(kind: str) -> list[tuple[str, str]]:
+    """The config keys of a model kind with their defaults (``"required"`` where it has
+    none), as ``marginlab config --list`` shows them.
+
+    Examples
+    --------
+    >>> model_keys("linear")
+    [('seed', '0')]
+    >>> dict(model_keys("cnn"))["spec"], dict(model_keys("cnn"))["bias"]
+    ('required', 'none')
+    """
+    constructor = MODEL_KINDS[kind][0]
+    allowed, _ = _keys(constructor)
+    parameters = inspect.signature(constructor).parameters
+    keys = []
+    for name in allowed:
+        parameter = parameters.get(name)
+        if parameter is None:  # an activation's parameter, passed on through **kwargs
+            keys.append((name, "the activation's"))
+        elif parameter.default is parameter.empty:
+            keys.append((name, "required"))
+        else:
+            default = parameter.default
+            keys.append((name, "null" if default is None else str(default)))
+    return keys
+
+
 def build_model(
     config: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
 ) -> nn.Module:
