@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from marginlab import load_run, resume, train
-from marginlab.runs.progress import Progress
+from marginlab.training.progress import Progress
 
 
 def recount(margins):

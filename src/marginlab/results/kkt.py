@@ -22,6 +22,7 @@ from marginlab.measure.kkt import (
     KKTResult,
     kkt_certificates,
 )
+from marginlab.progress import Bar, cost_message, format_duration
 from marginlab.results.record import Record, finite_or_none
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Checkpoint, Run, load_run
@@ -255,6 +256,7 @@ def kkt_along_training(
     taus: Sequence[float] = DEFAULT_TAUS,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     chunk_size: int = 4096,
+    progress: bool = True,
 ) -> KKTTable:
     """KKT certificates of a run's checkpoints, on its training set.
 
@@ -271,6 +273,9 @@ def kkt_along_training(
         Bytes for a dense Jacobian; above it the solve is matrix-free.
     chunk_size : int
         Samples per forward pass.
+    progress : bool
+        Show a bar over the checkpoints with the remaining time, and the estimated cost of
+        the whole table once the first checkpoint is certified.
 
     Returns
     -------
@@ -294,21 +299,38 @@ def kkt_along_training(
     chosen = _chosen(run, checkpoints)
     x, y = run.load_data("train")
     rows = []
-    for checkpoint in chosen:
-        base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
-        model = run.load_model(checkpoint)  # a run that cannot rebuild its model is an error
-        try:
-            result = kkt_certificates(
-                model,
-                x,
-                y,
-                run.config["loss"],
-                taus=list(taus),
-                memory_budget=memory_budget,
-                chunk_size=chunk_size,
-            )
-        except ValueError as error:
-            rows.append(KKTRow(*base, error=str(error)))
-            continue
-        rows.append(KKTRow(*base, result=result))
+    with Bar("kkt", total=len(chosen), enabled=progress) as bar:
+        for checkpoint in chosen:
+            bar.update(len(rows), f"epoch {checkpoint.epoch}")
+            rows.append(_certify(run, checkpoint, x, y, taus, memory_budget, chunk_size))
+            if len(rows) == 1 and len(chosen) > 1 and progress:
+                bar.message(
+                    cost_message(
+                        "kkt",
+                        bar.elapsed() * len(chosen),
+                        f"the first checkpoint took {format_duration(bar.elapsed())}; "
+                        f"{len(chosen)} checkpoints, later ones with more active constraints",
+                        "--checkpoint LEVEL (one checkpoint) or a larger --memory-budget",
+                    )
+                )
+        bar.update(len(rows), "done")
     return KKTTable(taus=tuple(float(t) for t in taus), rows=tuple(rows))
+
+
+def _certify(run, checkpoint, x, y, taus, memory_budget, chunk_size) -> KKTRow:
+    """The row of one checkpoint: its certificates, or why there are none."""
+    base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
+    model = run.load_model(checkpoint)  # a run that cannot rebuild its model is an error
+    try:
+        result = kkt_certificates(
+            model,
+            x,
+            y,
+            run.config["loss"],
+            taus=list(taus),
+            memory_budget=memory_budget,
+            chunk_size=chunk_size,
+        )
+    except ValueError as error:
+        return KKTRow(*base, error=str(error))
+    return KKTRow(*base, result=result)

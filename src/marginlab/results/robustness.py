@@ -344,6 +344,33 @@ def _found_by(values: list | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
+# Samples attacked to time an attack before the whole job starts.
+PROBE_SAMPLES = 4
+
+
+def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device) -> None:
+    """Time the attack on a few samples of the first checkpoint; print what the whole job
+    will cost (a warning past an hour)."""
+    from marginlab.measure.attacks import run_attack
+    from marginlab.progress import announce_cost
+
+    k = min(PROBE_SAMPLES, len(x))
+    model = run.load_model(chosen[0], device=device)
+    probe = run_attack(
+        model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=options, seed=seed,
+        progress=False,
+    )
+    per_sample = probe.seconds / k
+    checkpoints = len({checkpoint.epoch for checkpoint in chosen})
+    announce_cost(
+        "the attack",
+        per_sample * len(x) * checkpoints,
+        f"{per_sample:.2g} s per sample and checkpoint, timed on {k} samples; {len(x)} "
+        f"samples at {checkpoints} checkpoints",
+        "--n N or fewer --checkpoints",
+    )
+
+
 def attack_along_training(
     run: Run | str | os.PathLike,
     checkpoints: Sequence[str | int | float] = DEFAULT_CHECKPOINTS,
@@ -379,7 +406,8 @@ def attack_along_training(
     device : str
         ``cpu``, ``cuda`` or ``auto``.
     progress : bool
-        Show a progress bar per checkpoint.
+        Print the estimated cost first (the attack timed on a few samples), then a
+        progress bar per checkpoint.
 
     Returns
     -------
@@ -428,6 +456,8 @@ def attack_along_training(
     x_train, y_train = run.load_data("train", device=torch_device)
     loss = get_loss(validate(run.config).loss)
 
+    if progress:
+        _announce_cost(run, chosen, x, y, attack, norm, eps_tuple, options, seed, torch_device)
     by_epoch: dict[int, tuple[AttackResult, np.ndarray, float | None]] = {}
     attacked = []
     for spec, checkpoint in zip(map(str, checkpoints), chosen, strict=True):

@@ -30,7 +30,6 @@ from marginlab.measure.observers import run_observer
 from marginlab.numerics import LN10, format_log10, logaddexp
 from marginlab.runs.checkpoint_spec import parse_checkpoint
 from marginlab.runs.environment import environment
-from marginlab.runs.progress import Progress
 from marginlab.runs.store import (
     LATEST,
     ReadOnlyStore,
@@ -43,6 +42,8 @@ from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.assembly import Assembly, assemble, session_threads
 from marginlab.training.attempt import Attempt, Gradient, evaluate_split, run_attempt
 from marginlab.training.distributed import DataParallel, check_data_parallel
+from marginlab.training.estimate import epoch_cost
+from marginlab.training.progress import Progress
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
 from marginlab.training.speculation import Speculator
 from marginlab.training.stall import StallWatch
@@ -486,7 +487,13 @@ def _open_loop(
         store,
         state,
         # a resumed run's summary counts the rows logged before it too
-        Progress(store.path.name, enabled=progress, history=() if fresh else store.metrics()),
+        Progress(
+            store.path.name,
+            enabled=progress,
+            history=() if fresh else store.metrics(),
+            max_epochs=parts.config.train.max_epochs,
+            target_log10_loss=parts.config.train.target_log10_loss,
+        ),
         params,
         [p.detach().clone() for p in params],
         parallel=parallel,
@@ -520,7 +527,12 @@ def _start(
                 f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
             )
 
-    _session([loop], lambda: _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)}))
+    def body() -> None:
+        # timed under the session's threads; says what the run will cost before it starts
+        loop.progress.announce_cost(lambda: epoch_cost(parts), loop.state.epoch)
+        _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)})
+
+    _session([loop], body)
 
 
 def _distribute(parts: Assembly) -> DataParallel | None:
