@@ -94,6 +94,39 @@ def in_notebook() -> bool:
     return ipython is not None and type(ipython).__name__ == "ZMQInteractiveShell"
 
 
+# The one rich display of the process: bars that overlap in time (a reproduction and its
+# runs) are tasks of it, since rich draws one live display at a time.
+_LIVE: dict = {"progress": None, "tasks": 0}
+
+
+def _shared_live(stream: TextIO):
+    if _LIVE["progress"] is None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        _LIVE["progress"] = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}"),
+            console=Console(file=stream),
+        )
+        _LIVE["progress"].start()
+    _LIVE["tasks"] += 1
+    return _LIVE["progress"]
+
+
+def _release_live(progress, task) -> None:
+    """End a bar: the last one stops the display (which stays on the screen as drawn), the
+    others leave it."""
+    _LIVE["tasks"] -= 1
+    if _LIVE["tasks"] == 0:
+        progress.stop()
+        _LIVE["progress"] = None
+    else:
+        progress.remove_task(task)
+
+
 class Bar:
     """A progress bar from 0 to ``total`` with the remaining time.
 
@@ -137,18 +170,8 @@ class Bar:
 
             self._tqdm = tqdm(total=total, desc=what, file=self.stream)
         elif self.stream.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._rich = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[left]}"),
-                console=Console(file=self.stream),
-            )
+            self._rich = _shared_live(self.stream)
             self._task = self._rich.add_task(what, total=total, left="")
-            self._rich.start()
         else:
             # A long step (one checkpoint's certificates) still says every PLAIN_PERIOD
             # seconds that it is alive, with the time so far.
@@ -248,7 +271,7 @@ class Bar:
             self._ticker.join()
             self._ticker = None
         if self._rich is not None:
-            self._rich.stop()
+            _release_live(self._rich, self._task)
             self._rich = None
         if self._tqdm is not None:
             self._tqdm.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from marginlab.config import ConfigError
+from marginlab.progress import Bar
 
 
 def _split_values(text: str) -> list[str]:
@@ -191,6 +192,7 @@ def sweep(
     max_parallel: int | None = None,
     data_dir: str | None = None,
     ensembles: bool | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Run every grid point of ``config`` as a Ray task; return and save the summary.
 
@@ -211,6 +213,9 @@ def sweep(
     ensembles : bool, optional
         Train new trials that can share one program as one ensemble task (default: when
         the trials run on a GPU; on a CPU separate tasks use the cores better).
+    progress : bool
+        Show a bar over the trials with the remaining time (from the pace of the trials
+        done so far).
 
     Returns
     -------
@@ -253,20 +258,22 @@ def sweep(
     together = ray.remote(**resources)(run_ensemble_trials)
     pending: dict = {}
     rows: dict[str, dict] = {}
+    bar = Bar(f"sweep {out.name}", total=len(names), enabled=progress)
     try:
         tasks = _groups(configs, out, ensembles)
         for task in tasks:
             # Ray's own limit is the cluster's CPUs; this keeps a shared cluster's share small.
             while len(pending) >= max_parallel:
-                _collect(ray, pending, rows, wait_for=1)
+                _collect(ray, pending, rows, bar, wait_for=1)
             paths = [str(out / name) for name in task]
             if len(task) == 1:
                 ref = one.remote(configs[task[0]], paths[0], data_dir)
             else:
                 ref = together.remote([configs[name] for name in task], paths, data_dir)
             pending[ref] = task
-        _collect(ray, pending, rows, wait_for=len(pending))
+        _collect(ray, pending, rows, bar, wait_for=len(pending))
     finally:
+        bar.close()
         if started_here:
             ray.shutdown()
     size = {name: len(task) for task in tasks for name in task}
@@ -278,11 +285,15 @@ def sweep(
     return summary
 
 
-def _collect(ray, pending: dict, rows: dict[str, dict], wait_for: int) -> None:
-    """Move ``wait_for`` finished tasks from ``pending`` into ``rows``."""
-    if not pending:
-        return
-    done, _ = ray.wait(list(pending), num_returns=wait_for)
+def _collect(ray, pending: dict, rows: dict[str, dict], bar: Bar, wait_for: int) -> None:
+    """Move ``wait_for`` finished tasks from ``pending`` into ``rows``, one at a time."""
+    for _ in range(wait_for if pending else 0):
+        done, _ = ray.wait(list(pending), num_returns=1)
+        _record(ray, pending, rows, done)
+        bar.update(len(rows), "trials")
+
+
+def _record(ray, pending: dict, rows: dict[str, dict], done: list) -> None:
     for ref in done:
         task = pending.pop(ref)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from typing import TYPE_CHECKING
 
 from marginlab.runs.checkpoint_spec import SPEC_HELP, CheckpointSpec, parse_checkpoint
@@ -40,7 +41,7 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 def print_kkt(table: KKTTable) -> None:
     """The table as ``marginlab kkt`` prints it, with the trend when it spans checkpoints."""
-    header = f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'1-beta':>14} {'tau':>7} "
+    header = f"{'epoch':>8} {'log10 loss':>10} {'q_min/rho^L':>11} {'1-beta':>14} {'tau':>7} "
     print(header + f"{'eps_rel':>10} {'delta':>10} {'active':>7}")
     for row in table.rows:
         lead = f"{row.epoch:>8} {_fmt(row.log10_loss, '.2f'):>10}"
@@ -63,6 +64,9 @@ def print_kkt(table: KKTTable) -> None:
         print(f"across {steps} checkpoints, first -> last (steps at which it fell):")
         for trend in trends:
             print(f"  {trend.quantity:<16} {trend}")
+    print()
+    for sentence in table.summary():
+        print(textwrap.fill(sentence, 96))
 
 
 def _kkt(args: argparse.Namespace) -> int:

@@ -75,7 +75,7 @@ class Trend:
 
 @dataclass(frozen=True)
 class KKTTable(Record):
-    """KKT certificates of a run's checkpoints (Lyu & Li 2020, B7), in training order.
+    """KKT certificates of a run's checkpoints (Lyu & Li 2020), in training order.
 
     Attributes
     ----------
@@ -155,6 +155,63 @@ class KKTTable(Record):
             trends.append(Trend(f"{label} eps_rel", tuple(c.eps_rel for c in certs)))
             trends.append(Trend(f"{label} delta", tuple(c.delta for c in certs)))
         return trends
+
+    def summary(self) -> list[str]:
+        """Three sentences in plain words: what eps_rel, delta and 1-beta measure, how they
+        moved from the first certified checkpoint to the last, and whether they fell.
+
+        Examples
+        --------
+        >>> KKTTable(taus=(0.1,), rows=()).summary()[1]
+        'Fewer than three checkpoints have certificates, so there is no trend to read; ...'
+        """
+        what = (
+            "eps_rel measures how far the parameters (rescaled to a minimum margin of 1) are "
+            "from a nonnegative combination of the margins' gradients, relative to their "
+            "norm; delta measures the largest multiplier times its constraint's slack; "
+            "1-beta is one minus the cosine between the parameters and the negative loss "
+            "gradient; all three are 0 at a KKT point of the max-margin problem."
+        )
+        trends = {trend.quantity: trend for trend in self.trend()}
+        if not trends:
+            return [
+                what,
+                "Fewer than three checkpoints have certificates, so there is no trend to "
+                "read; certify more of them (marginlab kkt RUN_DIR --checkpoint all) on a "
+                "run trained further below its loss threshold.",
+                "No conclusion about convergence to a KKT point can be drawn yet.",
+            ]
+        # the best certificate: the tolerance whose last eps_rel is smallest
+        eps = min(
+            (t for name, t in trends.items() if name.endswith("eps_rel")),
+            key=lambda t: t.values[-1],
+        )
+        label = eps.quantity.removesuffix(" eps_rel")
+        delta = trends[f"{label} delta"]
+        shown = [trends["1-beta"], eps, delta]
+        measured = [row for row in self.rows if row.result is not None]
+        moved = (
+            f"From epoch {measured[0].epoch} to epoch {measured[-1].epoch}, "
+            + "; ".join(
+                f"{t.quantity} went from {t.values[0]:.2e} to {t.values[-1]:.2e} (falling at "
+                f"{t.falls} of {len(t.values) - 1} steps)"
+                for t in shown
+            )
+            + "."
+        )
+        fell = [t.quantity for t in shown if t.values[-1] < t.values[0]]
+        if len(fell) == len(shown):
+            verdict = (
+                "All three fell: the checkpoints approach a KKT point of the max-margin "
+                "problem, as Lyu & Li prove for gradient descent on homogeneous networks."
+            )
+        else:
+            rose = ", ".join(t.quantity for t in shown if t.quantity not in fell)
+            verdict = (
+                f"Not all fell ({rose} did not): these checkpoints do not show convergence to "
+                "a KKT point yet; train further, to a lower loss, and certify again."
+            )
+        return [what, moved, verdict]
 
     def _payload(self) -> dict[str, Any]:
         return {
