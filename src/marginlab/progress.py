@@ -180,7 +180,6 @@ class Bar:
             # the caller's remaining time, and when it was given
             self._remaining_override: tuple[float | None, float] = (None, 0.0)
             self._ticker = threading.Thread(target=self._tick, daemon=True)
-            self._ticker.start()
 
     def __enter__(self) -> Bar:
         return self
@@ -228,6 +227,9 @@ class Bar:
                 left=_left(left),
             )
         else:
+            ticker = self._ticker
+            if ticker is not None and not ticker.is_alive() and not self._stop.is_set():
+                ticker.start()  # from the first update on: a bar never shown needs none
             with self._lock:
                 self._remaining_override = (remaining, time.perf_counter())
                 due = time.perf_counter() - self._last_print >= PLAIN_PERIOD
@@ -268,7 +270,8 @@ class Bar:
     def close(self) -> None:
         if self._ticker is not None:
             self._stop.set()
-            self._ticker.join()
+            if self._ticker.is_alive():
+                self._ticker.join()
             self._ticker = None
         if self._rich is not None:
             _release_live(self._rich, self._task)

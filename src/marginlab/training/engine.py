@@ -478,6 +478,16 @@ def _open_loop(
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
     fresh = state is None
+    display = Progress(
+        store.path.name,
+        enabled=progress,
+        # a resumed run's summary counts the rows logged before it too
+        history=() if fresh else store.metrics(),
+        max_epochs=parts.config.train.max_epochs,
+        target_log10_loss=parts.config.train.target_log10_loss,
+    )
+    # what the run will cost, said before any work (timed on a slice of the data)
+    display.announce_cost(lambda: epoch_cost(parts), 0 if fresh else state.epoch)
     evaluation = evaluate_split(parts, parts.data.x_train, parts.data.y_train, parallel)
     if fresh:
         state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
@@ -486,14 +496,7 @@ def _open_loop(
         parts,
         store,
         state,
-        # a resumed run's summary counts the rows logged before it too
-        Progress(
-            store.path.name,
-            enabled=progress,
-            history=() if fresh else store.metrics(),
-            max_epochs=parts.config.train.max_epochs,
-            target_log10_loss=parts.config.train.target_log10_loss,
-        ),
+        display,
         params,
         [p.detach().clone() for p in params],
         parallel=parallel,
@@ -527,12 +530,7 @@ def _start(
                 f"note: train.speculate uses a second CPU process; ignored on {parts.device}"
             )
 
-    def body() -> None:
-        # timed under the session's threads; says what the run will cost before it starts
-        loop.progress.announce_cost(lambda: epoch_cost(parts), loop.state.epoch)
-        _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)})
-
-    _session([loop], body)
+    _session([loop], lambda: _drive([loop], [evaluation], lambda _: {0: _next_attempt(loop)}))
 
 
 def _distribute(parts: Assembly) -> DataParallel | None:

@@ -16,7 +16,7 @@ import torch
 
 from marginlab.measure.gradient import log_loss_and_grad
 from marginlab.measure.margins import trainable_parameters
-from marginlab.training.assembly import Assembly
+from marginlab.training.assembly import Assembly, session_threads
 from marginlab.training.attempt import evaluate_split
 
 # Attempts per accepted epoch of a schedule that rolls back: the loss-based schedule settles
@@ -104,6 +104,13 @@ class EpochCost:
 
 
 def epoch_cost(parts: Assembly) -> EpochCost:
-    """Estimate the cost of an accepted epoch of ``parts`` (see :func:`seconds_per_attempt`)."""
+    """Estimate the cost of an accepted epoch of ``parts`` (see :func:`seconds_per_attempt`),
+    timed with the threads the run will train with."""
     rolls_back = getattr(parts.schedule, "rolls_back", False)
-    return EpochCost(seconds_per_attempt(parts), ATTEMPTS_PER_EPOCH if rolls_back else 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(session_threads(parts))
+    try:
+        seconds = seconds_per_attempt(parts)
+    finally:
+        torch.set_num_threads(threads)
+    return EpochCost(seconds, ATTEMPTS_PER_EPOCH if rolls_back else 1)
