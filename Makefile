@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP := $(VENV)/bin/pip install --quiet -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/marginlab run digits-cnn
 
+# The whole suite, one line per file with its progress, then the slowest tests.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest
+
+# Under two minutes on 2 cores: the tests marked slow (end-to-end runs, reproductions,
+# the README walk-through) are left out.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/pytest -m "not slow" --durations=5
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_mnist_cnn.py

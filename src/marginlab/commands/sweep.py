@@ -6,7 +6,21 @@ import argparse
 from pathlib import Path
 
 # Columns of the printed table; summary.csv keeps every metrics column.
-SHOWN = ("trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "reason")
+SHOWN = (
+    "trial",
+    "state",
+    "target_reached",
+    "epoch",
+    "log10_loss_mean",
+    "train_acc",
+    "normalized_margin_layers",
+)
+# Headers that name what each number is.
+HEADERS = {
+    "target_reached": "target",
+    "log10_loss_mean": "log10 loss",
+    "normalized_margin_layers": "q_min/prod||W_i||",
+}
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -34,8 +48,13 @@ def _sweep(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         ensembles={"auto": None, "yes": True, "no": False}[args.ensembles],
     )
-    print(summary[[c for c in SHOWN if c in summary]].to_string(index=False))
-    print(f"summary: {out / 'summary.csv'}")
+    shown = summary[[c for c in SHOWN if c in summary]].rename(columns=HEADERS)
+    print(shown.to_string(index=False))
+    # why each trial that did not reach its target ended (summary.csv: the reason column)
+    for _, row in summary.iterrows():
+        if row.get("target_reached") not in (True,) and row.get("reason"):
+            print(f"{row['trial']}: {row['reason']}")
+    print(f"summary: {out / 'summary.csv'} (one row per trial, every metric and the reason)")
     return 1 if (summary["state"] == "failed").any() else 0
 
 

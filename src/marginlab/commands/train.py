@@ -114,8 +114,10 @@ def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
     train_ensemble(replica_configs(config, seeds=seeds), paths, data_dir=args.data_dir)
     summary = pd.DataFrame([{"trial": p.name, **trial_row(p)} for p in paths])
     summary.to_csv(out / "summary.csv", index=False)
-    columns = ["trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin"]
-    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    from marginlab.commands.sweep import HEADERS, SHOWN
+
+    shown = summary[[c for c in SHOWN if c in summary]].rename(columns=HEADERS)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     print(f"replicas: {out}/seed=* (one run directory each; summary.csv)")
     return 0
 
