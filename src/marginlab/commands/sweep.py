@@ -5,26 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# Columns of the printed table; summary.csv keeps every metrics column.
-SHOWN = (
-    "trial",
-    "state",
-    "target_reached",
-    "epoch",
-    "log10_loss_mean",
-    "train_acc",
-    "normalized_margin_layers",
-)
-# Headers that name what each number is.
-HEADERS = {
-    "target_reached": "target",
-    "log10_loss_mean": "log10 loss",
-    "normalized_margin_layers": "q_min/prod||W_i||",
-}
-
 
 def _sweep(args: argparse.Namespace) -> int:
-    from marginlab.commands.train import check_ignored, load_spec
+    from marginlab.commands.train import HEADERS, SHOWN, check_ignored, load_spec
     from marginlab.config import ConfigError, apply_overrides, validate
     from marginlab.sweep import grid_overrides, sweep
 

@@ -21,6 +21,24 @@ if TYPE_CHECKING:
     from marginlab.runs.checkpoint_spec import CheckpointSpec
 
 
+# Columns of a printed table of trials (a sweep's, --replicas'); summary.csv keeps them all.
+SHOWN = (
+    "trial",
+    "state",
+    "target_reached",
+    "epoch",
+    "log10_loss_mean",
+    "train_acc",
+    "normalized_margin_layers",
+)
+# Headers that name what each number is.
+HEADERS = {
+    "target_reached": "target",
+    "log10_loss_mean": "log10 loss",
+    "normalized_margin_layers": "q_min/prod||W_i||",
+}
+
+
 def load_spec(spec: str) -> dict:
     """Return the configuration named by SPEC: a preset name or a YAML file."""
     if spec in PRESETS:
@@ -114,8 +132,6 @@ def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
     train_ensemble(replica_configs(config, seeds=seeds), paths, data_dir=args.data_dir)
     summary = pd.DataFrame([{"trial": p.name, **trial_row(p)} for p in paths])
     summary.to_csv(out / "summary.csv", index=False)
-    from marginlab.commands.sweep import HEADERS, SHOWN
-
     shown = summary[[c for c in SHOWN if c in summary]].rename(columns=HEADERS)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     print(f"replicas: {out}/seed=* (one run directory each; summary.csv)")
