@@ -344,29 +344,41 @@ def _found_by(values: list | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
-# Samples attacked to time an attack before the whole job starts.
-PROBE_SAMPLES = 4
+# Samples attacked to time an attack before the whole job starts: twice, so that the fixed
+# cost of a batch (C&W's thousands of steps run whatever its size) and the cost of a sample
+# are told apart and the job's batches can be extrapolated.
+PROBE_SAMPLES = (1, 4)
 
 
-def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device) -> None:
+def _announce_cost(
+    run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size
+) -> None:
     """Time the attack on a few samples of the first checkpoint; print what the whole job
     will cost (a warning past an hour)."""
     from marginlab.measure.attacks import run_attack
     from marginlab.progress import announce_cost
 
-    k = min(PROBE_SAMPLES, len(x))
     model = run.load_model(chosen[0], device=device)
-    probe = run_attack(
-        model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=options, seed=seed,
-        progress=False,
-    )
-    per_sample = probe.seconds / k
+    sizes = [k for k in PROBE_SAMPLES if k <= len(x)]
+    seconds = [
+        run_attack(
+            model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=options, seed=seed,
+            progress=False,
+        ).seconds
+        for k in sizes
+    ]
+    # cost(k) = fixed + per_sample * k, from the two probes
+    per_sample = max((seconds[-1] - seconds[0]) / max(sizes[-1] - sizes[0], 1), 0.0)
+    fixed = max(seconds[0] - per_sample * sizes[0], 0.0)
+    full, rest = divmod(len(x), batch_size)
+    batches = [batch_size] * full + ([rest] if rest else [])
     checkpoints = len({checkpoint.epoch for checkpoint in chosen})
+    total = checkpoints * sum(fixed + per_sample * b for b in batches)
     announce_cost(
         "the attack",
-        per_sample * len(x) * checkpoints,
-        f"{per_sample:.2g} s per sample and checkpoint, timed on {k} samples; {len(x)} "
-        f"samples at {checkpoints} checkpoints",
+        total,
+        f"{fixed:.2g} s per batch and {per_sample:.2g} s per sample, timed on {sizes} "
+        f"samples; {len(x)} samples in batches of {batch_size} at {checkpoints} checkpoints",
         "--n N or fewer --checkpoints",
     )
 
@@ -406,7 +418,7 @@ def attack_along_training(
     device : str
         ``cpu``, ``cuda`` or ``auto``.
     progress : bool
-        Print the estimated cost first (the attack timed on a few samples), then a
+        Print the estimated cost first (the attack timed on 1 and 4 samples), then a
         progress bar per checkpoint.
 
     Returns
@@ -457,7 +469,9 @@ def attack_along_training(
     loss = get_loss(validate(run.config).loss)
 
     if progress:
-        _announce_cost(run, chosen, x, y, attack, norm, eps_tuple, options, seed, torch_device)
+        _announce_cost(
+            run, chosen, x, y, attack, norm, eps_tuple, options, seed, torch_device, batch_size
+        )
     by_epoch: dict[int, tuple[AttackResult, np.ndarray, float | None]] = {}
     attacked = []
     for spec, checkpoint in zip(map(str, checkpoints), chosen, strict=True):
