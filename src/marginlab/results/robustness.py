@@ -355,15 +355,24 @@ def _announce_cost(
 ) -> None:
     """Time the attack on a few samples of the first checkpoint; print what the whole job
     will cost (a warning past an hour)."""
-    from marginlab.measure.attacks import run_attack
+    from marginlab.measure.attacks import attack_settings, run_attack
     from marginlab.progress import announce_cost
 
     model = run.load_model(chosen[0], device=device)
     sizes = [k for k in PROBE_SAMPLES if k <= len(x)]
+    # The probe runs a hundredth of each step count (C&W: 9 x 10000 steps) and scales back:
+    # an upper bound, since the attack itself may stop early.
+    probe_options, scale = dict(options or {}), 1.0
+    if attack != "best":
+        for key, value in attack_settings(attack, options).items():
+            if key.endswith("steps") and isinstance(value, int) and value >= 100:
+                probe_options[key] = value // 100
+                scale *= value / (value // 100)
     seconds = [
-        run_attack(
-            model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=options, seed=seed,
-            progress=False,
+        scale
+        * run_attack(
+            model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=probe_options,
+            seed=seed, progress=False,
         ).seconds
         for k in sizes
     ]
@@ -375,7 +384,7 @@ def _announce_cost(
     checkpoints = len({checkpoint.epoch for checkpoint in chosen})
     total = checkpoints * sum(fixed + per_sample * b for b in batches)
     announce_cost(
-        "the attack",
+        "the attack" if scale == 1 else "the attack (at most; it may stop early)",
         total,
         f"{fixed:.2g} s per batch and {per_sample:.2g} s per sample, timed on {sizes} "
         f"samples; {len(x)} samples in batches of {batch_size} at {checkpoints} checkpoints",
