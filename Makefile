@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP := $(VENV)/bin/pip install --quiet -c constraints.txt
 
-.PHONY: demo test docs lint bench clean
+.PHONY: demo test test-fast docs lint bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/marginlab run digits-cnn
 
+# The whole suite, one line per file with its progress, then the slowest tests.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples docs
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest
 	$(MAKE) docs
+
+# Under two minutes on 2 cores: the tests marked slow (end-to-end runs, reproductions,
+# the README walk-through) are left out.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks examples docs
+	$(VENV)/bin/pytest -m "not slow" --durations=5
 
 # The site in site/; building it executes the tutorials, and any warning (a broken link, a
 # docstring mkdocstrings cannot read) or a tutorial cell that raises fails it.

@@ -49,6 +49,18 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys, override, named)
     assert not out.exists()
 
 
+def test_a_key_the_schedule_does_not_read_is_refused_naming_what_it_sets(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "digits-mlp", "--set", "train.lr=0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: the loss_based schedule does not read it" in err
+    assert "train.schedule=constant" in err and not out.exists()
+    grid = ["sweep", "digits-mlp", "--grid", "train.lr=0.1,0.2", "--out", str(out)]
+    assert main(grid) == 2
+    assert "train.lr: the loss_based schedule does not read it" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_unknown_spec_lists_presets(capsys):
     assert main(["run", "no-such-preset"]) == 2
     assert "digits-cnn" in capsys.readouterr().err
@@ -129,8 +141,9 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(
     if sig != signal.SIGKILL:
         assert proc.returncode == 130
         assert status["state"] == "interrupted"
-    else:
-        assert status["state"] == "running"  # nothing ran after the kill
+    else:  # nothing ran after the kill: the file says running, with a pid that is gone
+        assert (out / "status.json").read_text().count('"running"') == 1
+        assert status["state"] == "interrupted" and str(proc.pid) in status["message"]
     rows_before = load_run(out).store.metrics()
     assert rows_before and rows_before[-1]["epoch"] < TINY["train"]["max_epochs"]
 
@@ -176,3 +189,28 @@ def test_numbers_in_exponent_notation_are_floats(tmp_path):
     assert validate(yaml.safe_load(spec.read_text())).train.min_alpha == 1e-12
     with pytest.raises(ConfigError, match=r"train.alpha: expected float, got '1e'"):
         validate(apply_overrides(TINY, ["train.alpha=1e"]))
+
+
+def test_a_preset_takes_two_classes_without_retyping_its_spec(tmp_path, capsys):
+    out = tmp_path / "binary"
+    argv = ["run", "digits-cnn", "--set", "data.classes=[0,1]", "--set", "train.max_epochs=2"]
+    assert main([*argv, "--set", "train.speculate=false", "--out", str(out)]) == 0
+    run = load_run(out)
+    x, _ = run.load_data()
+    assert run.load_model()(x[:3]).shape == (3, 2)  # cross-entropy: one logit per class
+    # the same from Python, with a binary logistic model: one output
+    from marginlab.experiments.presets import preset
+
+    config = preset("digits-cnn")
+    config["data"]["classes"] = [3, 8]
+    config["loss"] = "logistic"
+    config["train"].update(max_epochs=1, speculate=False)
+    run = load_run(train(config, tmp_path / "py", progress=False))
+    assert run.load_model()(x[:3]).shape == (3, 1)
+
+
+def test_a_spec_of_your_own_keeps_its_width_and_the_error_names_outputs_auto(tmp_path, capsys):
+    spec = "model.spec=conv3x3-4,maxpool,fc10"
+    argv = ["run", "digits-cnn", "--set", spec, "--set", "model.outputs=null"]
+    assert main([*argv, "--set", "data.classes=[0,1]", "--out", str(tmp_path / "r")]) == 2
+    assert "set model.outputs=auto" in capsys.readouterr().err

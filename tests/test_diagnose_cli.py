@@ -76,6 +76,14 @@ def test_kkt_command_prints_a_table_and_writes_json(linear_run, capsys):
         line = next(line for line in out.splitlines() if line.strip().startswith(label))
         assert line.endswith(f"(fell at {falls} of {len(values) - 1})")
         assert f"{values[0]:.3e} -> {values[-1]:.3e}" in line
+    # it closes with three plain sentences: the meaning, the movement, the verdict
+    what, moved, verdict = table.summary()
+    flat = " ".join(out.split())
+    assert all(" ".join(s.split()) in flat for s in (what, moved, verdict))
+    assert "eps_rel measures" in what and f"to epoch {distinct[-1].epoch}" in moved
+    beta = series["1-beta"]
+    assert f"1-beta went from {beta[0]:.2e} to {beta[-1]:.2e}" in moved
+    assert verdict.startswith(("All three fell", "Not all fell"))  # which: the test below
 
 
 def test_kkt_command_by_loss_level(linear_run, capsys):
@@ -180,3 +188,33 @@ def test_unreadable_result_files_say_how_to_regenerate_them(tmp_path):
     path.write_text("{")
     with pytest.raises(ValueError, match="not JSON"):
         KKTTable.load(path)
+
+
+def _table_with(trends):
+    """A table whose trend() is ``trends`` (quantity -> values), over two certified rows."""
+    from types import SimpleNamespace
+
+    from marginlab.results.kkt import Trend
+
+    class Table(KKTTable):
+        def trend(self, minimum=3):
+            return [Trend(name, tuple(values)) for name, values in trends.items()]
+
+    rows = (SimpleNamespace(epoch=10, result=1), SimpleNamespace(epoch=90, result=1))
+    return Table(taus=(0.1, 1.0), rows=rows)
+
+
+def test_kkt_verdict_says_whether_all_three_fell():
+    falling = {
+        "1-beta": [1e-2, 1e-3, 1e-4],
+        "weights eps_rel": [0.5, 0.4, 0.3],
+        "weights delta": [1.0, 0.5, 0.2],
+        "tau 0.1 eps_rel": [0.2, 0.1, 0.01],
+        "tau 0.1 delta": [0.1, 0.05, 0.01],
+    }
+    what, moved, verdict = _table_with(falling).summary()
+    assert "tau 0.1 eps_rel went from 2.00e-01 to 1.00e-02 (falling at 2 of 2 steps)" in moved
+    assert moved.startswith("From epoch 10 to epoch 90")
+    assert verdict.startswith("All three fell")
+    rising = {**falling, "tau 0.1 delta": [0.01, 0.05, 0.1]}
+    assert _table_with(rising).summary()[2].startswith("Not all fell (tau 0.1 delta did not)")

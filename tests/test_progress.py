@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from marginlab import load_run, resume, train
-from marginlab.runs.progress import Progress
+from marginlab.training.progress import Progress
 
 
 def recount(margins):
@@ -111,3 +111,35 @@ def test_a_run_ends_with_the_counts_of_its_own_metrics(tmp_path, capsys):
     resumed = summary_cells(capsys.readouterr().err)
     for key in ("smoothed margin decreases", "largest decrease (relative)"):
         assert resumed[key] == whole[key]
+
+
+def test_a_run_of_days_is_warned_about_before_it_starts_and_says_what_shortens_it():
+    from marginlab.training.estimate import EpochCost
+
+    stream = io.StringIO()
+    progress = Progress("mnist", stream=stream, max_epochs=10000, target_log10_loss=None)
+    # the MNIST CNN on 2 cores: about 31 s an attempt, three attempts an epoch
+    progress.announce_cost(lambda: EpochCost(31.0, 3), epoch=0)
+    progress.close()
+    text = stream.getvalue()
+    assert "warning: this run (mnist) would take about 11 days on this machine" in text
+    assert "--set train.max_epochs=N" in text
+
+
+def test_a_run_with_a_target_says_the_time_to_it_once_the_loss_falls():
+    from marginlab.training.estimate import EpochCost
+
+    stream = io.StringIO()
+    progress = Progress("r", stream=stream, max_epochs=20000, target_log10_loss=-400)
+    progress.announce_cost(lambda: EpochCost(0.05, 3), epoch=0)
+    assert "the run ends at the target loss 1e-400 or after 20000 more epochs" in stream.getvalue()
+    # 0.2 decades per epoch, 10 epochs per 3 s: 2000 epochs to go from 1e-0, 600 s
+    for epoch in range(0, 60, 10):
+        progress.update(
+            {"epoch": epoch, "log10_loss_mean": -0.2 * epoch, "train_acc": 1.0, "alpha": 0.1,
+             "rollbacks": 0, "wall_time": 0.3 * epoch}
+        )
+    remaining = progress.remaining()
+    assert remaining == pytest.approx((400 - 0.2 * 50) / 0.2 * 0.3)
+    assert "to its target would take about" in stream.getvalue()
+    assert progress.fraction(progress.last_row) == pytest.approx(10 / 400)

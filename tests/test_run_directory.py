@@ -110,7 +110,11 @@ def test_a_killed_writers_lock_is_taken_over_and_the_run_resumes_to_the_same_res
     assert f"pid {proc.pid} on host" in _error_line(capsys.readouterr().err)
     proc.kill()  # kill -9 of the holder
     proc.communicate()
-    assert load_run(out).status["state"] == "running"
+    # the status still says running; the dead pid makes it read as interrupted
+    assert json.loads((out / "status.json").read_text())["state"] == "running"
+    status = load_run(out).status
+    assert status["state"] == "interrupted"
+    assert f"pid {proc.pid}" in status["message"] and "marginlab resume" in status["message"]
     assert main(["resume", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"took over the lock of {out} from pid {proc.pid} on host" in err

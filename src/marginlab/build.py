@@ -103,6 +103,7 @@ def build_network(
         raise ConfigError(
             f"model: the network has {width} outputs but the data has {dataset.n_classes} "
             f"classes; make the last layer {dataset.n_classes} wide"
+            + (", or set model.outputs=auto" if kind == "cnn" else "")
             + (" (or 1 for a binary logistic/exponential model)" if dataset.n_classes == 2 else "")
         )
     return model

@@ -20,7 +20,16 @@ from typing import NoReturn
 
 from marginlab.errors import UserError
 
-COMMAND_MODULES = ("train", "plots", "robustness", "diagnose", "sweep", "reproduce")
+COMMAND_MODULES = (
+    "train",
+    "config",
+    "plots",
+    "robustness",
+    "diagnose",
+    "sweep",
+    "reproduce",
+    "completion",
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,15 +40,43 @@ class Parser(argparse.ArgumentParser):
         self.exit(2)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = action.default is None or action.default is False or action.default == []
+        if "default" in text or quiet or action.default == argparse.SUPPRESS or action.nargs == 0:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("marginlab")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="marginlab",
+        formatter_class=HelpFormatter,
         description="Train homogeneous networks far past float64 underflow and measure how "
         "gradient descent maximizes their margins.",
+        epilog="`marginlab COMMAND --help` describes a command; `marginlab config --list` "
+        "lists every configuration key; `marginlab completion bash|zsh` prints a shell "
+        "completion script.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"marginlab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         import_module(f"marginlab.commands.{name}").register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
+    parser.set_defaults(root_parser=parser)  # for `marginlab completion`
     return parser
 
 
@@ -67,15 +104,22 @@ def _report_bug(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marginlab`` command; returns the exit status."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, or a bad argument (already reported)
         return exit_.code if isinstance(exit_.code, int) else 2
+    if args.command is None:  # `marginlab` alone
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except UserError as error:
         _say(f"error: {error}")
         return 2
+    except BrokenPipeError:  # `marginlab ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as error:  # a file or device the system refused: named by the error
         _say(f"error: {error}")
         return 2

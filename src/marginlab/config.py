@@ -91,6 +91,106 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+# What each key means, for `marginlab config --list` (a test keeps it complete). The
+# ``model`` mapping is the model kind's (see marginlab.models.build.MODEL_KINDS).
+KEY_HELP = {
+    "name": "the run's name; the default run directory is runs/<name>-<time>",
+    "seed": "seed of the initial weights, the data subset and the minibatch order",
+    "device": "where tensors live (auto: cuda when available)",
+    "dtype": "dtype of weights and steps (margins and losses are always float64)",
+    "threads": "CPU threads for torch (null: one thread for small steps, all for large)",
+    "loss": "per-sample loss, evaluated in log space",
+    "model": "the network: kind plus that kind's keys (listed below)",
+    "data.name": "the data set (digits built in; mnist, fashion-mnist, cifar10 from "
+    "--data-dir or $MARGINLAB_DATA; synthetic gaussians, xor, clusters; file: your own)",
+    "data.classes": "keep these classes and relabel them 0, 1, ... (e.g. [0, 1])",
+    "data.n_train": "keep this many training samples (null: all)",
+    "data.n_test": "keep this many test samples (null: all)",
+    "data.subset": "which samples n_train/n_test keep: the first, or a seeded random draw",
+    "data.path": "the file of data.name=file (.npz, .safetensors, .pt or .csv)",
+    "data.params": "a synthetic set's parameters, e.g. {n: 200, d: 5, margin: 0.1}",
+    "train.schedule": "step-size rule: constant (reads lr), loss_based (alpha / mean loss, "
+    "rollback; reads alpha, alpha_up, alpha_down, min_alpha, loss_ub), normalized (alpha / "
+    "batch loss), inverse_sqrt (lr / sqrt(t + 2))",
+    "train.lr": "learning rate of the constant and inverse_sqrt schedules",
+    "train.alpha": "initial step multiplier of loss_based, the step of normalized",
+    "train.alpha_up": "loss_based: alpha is multiplied by this after an accepted epoch",
+    "train.alpha_down": "loss_based: alpha is divided by this after a rolled-back epoch",
+    "train.min_alpha": "loss_based: stop when alpha falls below this",
+    "train.loss_ub": "loss_based: abort an attempt whose batch loss exceeds this many times "
+    "the last accepted mean loss",
+    "train.batch_size": "minibatch size (null: full-batch gradient descent)",
+    "train.max_epochs": "stop after this many accepted epochs",
+    "train.target_log10_loss": "stop once log10 of the mean training loss is below this "
+    "(null: run max_epochs)",
+    "train.chunk_size": "samples per forward pass when evaluating the full training set",
+    "train.reject_margin_decrease": "loss_based: also roll back an epoch that lowered the "
+    "smoothed margin",
+    "train.speculate": "loss_based with minibatches on a CPU: run retries ahead in a second "
+    "process (same trajectory, two cores)",
+    "log.every": "log a metrics row every this many epochs (and at every new loss decade)",
+    "log.checkpoint_every": "save the latest weights every this many epochs (null: log.every)",
+    "log.checkpoint_decades": "keep the first checkpoint below 1e-k, 1e-2k, ... for k this",
+    "log.tensorboard": "also write the metrics as TensorBoard scalars",
+    "log.observers": "costly measurements and their period, e.g. "
+    "[{name: alignment, every: 100}]",
+    "log.observers.name": "the observer (see marginlab.measure.observers.OBSERVERS)",
+    "log.observers.every": "run it every this many epochs",
+    "log.observers.options": "keyword arguments of the observer",
+}
+
+
+def _type_text(annotation: Any) -> str:
+    """``int | null``, ``list[int] | null``, ``list of mappings``: a type as a user writes it."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(_type_text(arg) for arg in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        (inner,) = typing.get_args(annotation)
+        return "list of mappings" if dataclasses.is_dataclass(inner) else f"list[{inner.__name__}]"
+    return "null" if annotation is type(None) else annotation.__name__
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def describe_keys() -> list[tuple[str, str, str, str]]:
+    """Every configuration key as ``(key, type, default, meaning)``, in config order.
+
+    Examples
+    --------
+    >>> rows = {key: rest for key, *rest in describe_keys()}
+    >>> rows["train.batch_size"]
+    ['int | null', 'null', 'minibatch size (null: full-batch gradient descent)']
+    """
+    rows = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            key = f"{prefix}{item.name}"
+            annotation = hints[item.name]
+            if dataclasses.is_dataclass(annotation):
+                walk(annotation, f"{key}.")
+                continue
+            default = (
+                item.default_factory()
+                if item.default_factory is not dataclasses.MISSING
+                else item.default
+            )
+            kind = " | ".join(CHOICES[key]) if key in CHOICES else _type_text(annotation)
+            rows.append((key, kind, _value_text(default), KEY_HELP[key]))
+            if typing.get_origin(annotation) is list:
+                (inner,) = typing.get_args(annotation)
+                if dataclasses.is_dataclass(inner):
+                    walk(inner, f"{key}.")
+
+    walk(RunConfig, "")
+    return rows
+
+
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "dtype": ("float64", "float32"),
@@ -248,6 +348,42 @@ def validate(raw: dict) -> RunConfig:
             "train.batch_size, or drop the option"
         )
     return config
+
+
+# The step-size keys each schedule reads (train.*); the others change nothing under it.
+SCHEDULE_KEYS = {
+    "constant": ("lr",),
+    "inverse_sqrt": ("lr",),
+    "normalized": ("alpha",),
+    "loss_based": ("alpha", "alpha_up", "alpha_down", "min_alpha", "loss_ub"),
+    "custom": (),
+}
+_STEP_KEYS = {key for keys in SCHEDULE_KEYS.values() for key in keys}
+
+
+def ignored_keys(config: RunConfig, keys: list[str]) -> list[str]:
+    """Say which of ``keys`` (dotted names, e.g. from ``--set``) the configuration's
+    schedule does not read, each with what it would affect.
+
+    Examples
+    --------
+    >>> config = validate({"model": {"kind": "mlp"}, "train": {"schedule": "loss_based"}})
+    >>> ignored_keys(config, ["train.lr", "train.alpha", "seed"])  # doctest: +ELLIPSIS
+    ['train.lr: the loss_based schedule does not read it (it reads train.alpha, ...']
+    """
+    schedule = config.train.schedule
+    reads = SCHEDULE_KEYS.get(schedule, ())
+    found = []
+    for key in keys:
+        section, _, name = key.partition(".")
+        if section == "train" and name in _STEP_KEYS and name not in reads:
+            readers = [s for s, names in SCHEDULE_KEYS.items() if name in names]
+            found.append(
+                f"{key}: the {schedule} schedule does not read it (it reads "
+                f"{', '.join('train.' + k for k in reads) or 'nothing of train.*'}); "
+                f"{key} sets the step of train.schedule={' or '.join(readers)}"
+            )
+    return found
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

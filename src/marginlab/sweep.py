@@ -4,9 +4,10 @@ Each trial is ``DIR/<key=value,...>``, trained by :func:`marginlab.training.engi
 with ``threads=1``. New trials that can share one program (full batch, differing only in
 seed, step sizes or stopping rules: :func:`marginlab.training.ensemble.ensemble_key`) train
 as one ensemble task on a GPU, where that pays; each still gets its own run directory. A
-trial whose ``status.json`` says ``finished`` is skipped, one that was interrupted is
-resumed, and one that fails is reported in the summary while the others go on. The summary
-(one row per trial: its state, error and final metrics row) is returned and written to
+trial whose ``status.json`` says ``finished`` is skipped, one that was interrupted (or whose
+process died) is resumed, and one that fails is reported in the summary while the others go
+on. The summary (one row per trial: its state, whether it reached its target, why it ended,
+and its final metrics row) is returned and written to
 ``DIR/summary.csv``.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from marginlab.config import ConfigError
+from marginlab.progress import Bar
 
 
 def _split_values(text: str) -> list[str]:
@@ -54,8 +56,12 @@ def grid_overrides(grid: Sequence[str]) -> list[list[str]]:
 
 
 def trial_row(path: str | os.PathLike) -> dict:
-    """A trial's summary row: its state, its message when it did not finish, and its last
-    metrics row.
+    """A trial's summary row: its state, whether it reached its target, why it ended, and
+    its last metrics row.
+
+    ``target_reached`` is False for a trial that stopped at ``train.max_epochs`` above its
+    ``train.target_log10_loss`` (and None when it has no target or did not finish);
+    ``reason`` is its status message.
 
     Examples
     --------
@@ -64,20 +70,25 @@ def trial_row(path: str | os.PathLike) -> dict:
     >>> from marginlab.training.engine import train
     >>> config = {**preset("digits-mlp"), "train": {"max_epochs": 2}}
     >>> row = trial_row(train(config, tempfile.mkdtemp() + "/t", progress=False))
-    >>> row["state"], row["epoch"]
-    ('finished', 2)
+    >>> row["state"], row["epoch"], row["target_reached"]
+    ('finished', 2, False)
+    >>> row["reason"]
+    'short of the target: reached train.max_epochs=2 with the mean training loss at ...'
     """
     from marginlab.runs.run import load_run
 
     run = load_run(path)
     status, metrics = run.status, run.metrics
-    state = status.get("state", "unknown")
-    error = "" if state == "finished" else status.get("message", "")
-    return {"state": state, "error": error, **(metrics.iloc[-1].to_dict() if len(metrics) else {})}
+    return {
+        "state": status.get("state", "unknown"),
+        "target_reached": status.get("target_reached"),
+        "reason": status.get("message", ""),
+        **(metrics.iloc[-1].to_dict() if len(metrics) else {}),
+    }
 
 
 def _failed(error: BaseException) -> dict:
-    return {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+    return {"state": "failed", "reason": f"{type(error).__name__}: {error}"}
 
 
 def run_trial(config: dict, path: str, data_dir: str | None = None) -> dict:
@@ -181,6 +192,7 @@ def sweep(
     max_parallel: int | None = None,
     data_dir: str | None = None,
     ensembles: bool | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Run every grid point of ``config`` as a Ray task; return and save the summary.
 
@@ -201,13 +213,16 @@ def sweep(
     ensembles : bool, optional
         Train new trials that can share one program as one ensemble task (default: when
         the trials run on a GPU; on a CPU separate tasks use the cores better).
+    progress : bool
+        Show a bar over the trials with the remaining time (from the pace of the trials
+        done so far).
 
     Returns
     -------
     pandas.DataFrame
-        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...), ``error``,
-        the trial's final metrics row, and ``ensemble_size`` (the trials trained with it in
-        one task, itself included).
+        One row per trial: ``trial``, ``state`` (finished, skipped, failed, ...),
+        ``target_reached``, ``reason`` (why it ended), the trial's final metrics row, and
+        ``ensemble_size`` (the trials trained with it in one task, itself included).
 
     Examples
     --------
@@ -243,20 +258,22 @@ def sweep(
     together = ray.remote(**resources)(run_ensemble_trials)
     pending: dict = {}
     rows: dict[str, dict] = {}
+    bar = Bar(f"sweep {out.name}", total=len(names), enabled=progress)
     try:
         tasks = _groups(configs, out, ensembles)
         for task in tasks:
             # Ray's own limit is the cluster's CPUs; this keeps a shared cluster's share small.
             while len(pending) >= max_parallel:
-                _collect(ray, pending, rows, wait_for=1)
+                _collect(ray, pending, rows, bar, wait_for=1)
             paths = [str(out / name) for name in task]
             if len(task) == 1:
                 ref = one.remote(configs[task[0]], paths[0], data_dir)
             else:
                 ref = together.remote([configs[name] for name in task], paths, data_dir)
             pending[ref] = task
-        _collect(ray, pending, rows, wait_for=len(pending))
+        _collect(ray, pending, rows, bar, wait_for=len(pending))
     finally:
+        bar.close()
         if started_here:
             ray.shutdown()
     size = {name: len(task) for task in tasks for name in task}
@@ -268,11 +285,15 @@ def sweep(
     return summary
 
 
-def _collect(ray, pending: dict, rows: dict[str, dict], wait_for: int) -> None:
-    """Move ``wait_for`` finished tasks from ``pending`` into ``rows``."""
-    if not pending:
-        return
-    done, _ = ray.wait(list(pending), num_returns=wait_for)
+def _collect(ray, pending: dict, rows: dict[str, dict], bar: Bar, wait_for: int) -> None:
+    """Move ``wait_for`` finished tasks from ``pending`` into ``rows``, one at a time."""
+    for _ in range(wait_for if pending else 0):
+        done, _ = ray.wait(list(pending), num_returns=1)
+        _record(ray, pending, rows, done)
+        bar.update(len(rows), "trials")
+
+
+def _record(ray, pending: dict, rows: dict[str, dict], done: list) -> None:
     for ref in done:
         task = pending.pop(ref)
         try:

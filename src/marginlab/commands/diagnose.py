@@ -76,8 +76,20 @@ def _positive_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    kkt = sub.add_parser("kkt", help="KKT certificates of a run's checkpoints (Lyu & Li B7)")
-    kkt.add_argument("run_dir")
+    kkt = sub.add_parser(
+        "kkt",
+        help="how close a run's checkpoints are to a KKT point of the max-margin problem",
+        description="For each checkpoint, certificates that the parameters, rescaled to a "
+        "minimum margin of 1, are an approximate (eps, delta)-KKT point of the max-margin "
+        "problem (Lyu & Li 2020). eps_rel: how far they are from a nonnegative combination "
+        "of the margins' gradients, relative to their norm (stationarity); delta: the "
+        "largest multiplier times its constraint's slack (complementary slackness); 1-beta: "
+        "one minus the cosine between the parameters and the negative loss gradient. All "
+        "three go to 0 as training converges to a KKT point; the table ends with how each "
+        "moved. tau: the certificate that gives multipliers only to constraints within "
+        "1 + tau of the minimum margin; 'weights': the one with the loss weights.",
+    )
+    kkt.add_argument("run_dir", help="the run directory")
     kkt.add_argument(
         "--checkpoint",
         type=_checkpoints_arg,
@@ -100,8 +112,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     reference = sub.add_parser(
         "reference", help="a reference max-margin solution beside the run's margin"
     )
-    reference.add_argument("run_dir")
-    reference.add_argument("--kind", choices=REFERENCE_KINDS, required=True)
+    reference.add_argument("run_dir", help="the run directory")
+    reference.add_argument(
+        "--kind",
+        choices=REFERENCE_KINDS,
+        required=True,
+        help="svm: hard-margin SVM, for model.kind linear, deep_linear or diagonal_linear; "
+        "f1: the F1 (variation-norm) max-margin of a ReLU two-layer net with both layers "
+        "trained (two_layer with train: both, or nn.Sequential(Linear, ReLU, Linear)); "
+        "rkhs: the kernel max-margin, for two_layer with train: output; nonconvex: the best "
+        "normalized margin of the run's own architecture from random starts (any "
+        "homogeneous model)",
+    )
     reference.add_argument(
         "--checkpoint", type=checkpoint_arg, default=parse_checkpoint("last"), help=SPEC_HELP
     )

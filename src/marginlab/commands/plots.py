@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser(
         "plot", help="draw a figure of one or several runs (overlaid) as PNG, PDF or SVG"
     )
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories, drawn overlaid"
+    )
     plot.add_argument(
         "--what",
         choices=FIGURE_KINDS,
@@ -47,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="write one self-contained HTML report of one or several runs"
     )
-    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="run or sweep directories"
+    )
     report.add_argument("--out", help="HTML file (default: report.html in the first RUN_DIR)")
     report.set_defaults(func=_report)

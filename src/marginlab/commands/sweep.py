@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# Columns of the printed table; summary.csv keeps every metrics column.
-SHOWN = ("trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin", "error")
-
 
 def _sweep(args: argparse.Namespace) -> int:
-    from marginlab.commands.train import load_spec
-    from marginlab.config import apply_overrides
-    from marginlab.sweep import sweep
+    from marginlab.commands.train import HEADERS, SHOWN, check_ignored, load_spec
+    from marginlab.config import ConfigError, apply_overrides, validate
+    from marginlab.sweep import grid_overrides, sweep
 
-    config = apply_overrides(load_spec(args.spec), list(args.set))
+    raw = load_spec(args.spec)
+    config = apply_overrides(raw, list(args.set))
+    # A key no trial reads is refused before any trial starts (a trial whose config is
+    # invalid fails on its own, in the summary).
+    for i, assignments in enumerate(grid_overrides(args.grid)):
+        try:
+            trial = validate(apply_overrides(config, assignments))
+        except ConfigError:
+            continue
+        check_ignored(trial, raw if i == 0 else {}, [*args.set, *assignments])
     out = Path(args.out or f"runs/sweep-{config.get('name', 'run')}")
     summary = sweep(
         config,
@@ -25,8 +31,13 @@ def _sweep(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         ensembles={"auto": None, "yes": True, "no": False}[args.ensembles],
     )
-    print(summary[[c for c in SHOWN if c in summary]].to_string(index=False))
-    print(f"summary: {out / 'summary.csv'}")
+    shown = summary[[c for c in SHOWN if c in summary]].rename(columns=HEADERS)
+    print(shown.to_string(index=False))
+    # why each trial that did not reach its target ended (summary.csv: the reason column)
+    for _, row in summary.iterrows():
+        if row.get("target_reached") not in (True,) and row.get("reason"):
+            print(f"{row['trial']}: {row['reason']}")
+    print(f"summary: {out / 'summary.csv'} (one row per trial, every metric and the reason)")
     return 1 if (summary["state"] == "failed").any() else 0
 
 

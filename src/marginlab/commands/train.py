@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from marginlab.config import ConfigError, RunConfig, apply_overrides, load_config_file, validate
+from marginlab.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    ignored_keys,
+    load_config_file,
+    validate,
+)
 from marginlab.experiments.presets import PRESETS, preset
 
 if TYPE_CHECKING:
     from marginlab.runs.checkpoint_spec import CheckpointSpec
+
+
+# Columns of a printed table of trials (a sweep's, --replicas'); summary.csv keeps them all.
+SHOWN = (
+    "trial",
+    "state",
+    "target_reached",
+    "epoch",
+    "log10_loss_mean",
+    "train_acc",
+    "normalized_margin_layers",
+)
+# Headers that name what each number is.
+HEADERS = {
+    "target_reached": "target",
+    "log10_loss_mean": "log10 loss",
+    "normalized_margin_layers": "q_min/prod||W_i||",
+}
 
 
 def load_spec(spec: str) -> dict:
@@ -25,6 +51,18 @@ def load_spec(spec: str) -> dict:
     raise ConfigError(
         f"SPEC: {spec!r} is neither a preset nor a YAML file; presets: {', '.join(PRESETS)}"
     )
+
+
+def check_ignored(config: RunConfig, raw: dict, assignments: list[str]) -> None:
+    """Refuse a ``--set`` (or ``--grid``) key that the configuration does not read, and
+    note the ones of the preset or YAML file (``raw``) that it does not read."""
+    typed = [text.partition("=")[0].strip() for text in assignments]
+    refused = ignored_keys(config, typed)
+    if refused:
+        raise ConfigError(f"--set {refused[0]}; drop it, or choose that schedule")
+    given = [f"train.{key}" for key in raw.get("train") or {}]
+    for note in ignored_keys(config, [key for key in given if key not in typed]):
+        print(f"marginlab: note: {note}", file=sys.stderr)
 
 
 def _checkpoint_spec(text: str) -> CheckpointSpec:
@@ -65,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     if args.tensorboard:
         overrides.append("log.tensorboard=true")
-    config = validate(apply_overrides(load_spec(args.spec), overrides))
+    raw = load_spec(args.spec)
+    config = validate(apply_overrides(raw, overrides))
+    check_ignored(config, raw, overrides)
     if args.replicas is not None:
         return _run_replicas(config, args)
     path = train(config, args.out, data_dir=args.data_dir)
@@ -92,8 +132,8 @@ def _run_replicas(config: RunConfig, args: argparse.Namespace) -> int:
     train_ensemble(replica_configs(config, seeds=seeds), paths, data_dir=args.data_dir)
     summary = pd.DataFrame([{"trial": p.name, **trial_row(p)} for p in paths])
     summary.to_csv(out / "summary.csv", index=False)
-    columns = ["trial", "state", "epoch", "log10_loss_mean", "train_acc", "normalized_margin"]
-    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    shown = summary[[c for c in SHOWN if c in summary]].rename(columns=HEADERS)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     print(f"replicas: {out}/seed=* (one run directory each; summary.csv)")
     return 0
 
@@ -116,7 +156,14 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="train from a preset or a YAML config")
+    run = sub.add_parser(
+        "run",
+        help="train from a preset or a YAML config",
+        description="Train from a preset or a YAML config, printing an estimate of the cost "
+        "first and the progress with the remaining time while it trains. Every "
+        "configuration key, its type, default and meaning: `marginlab config --list`; a "
+        "preset's full configuration: `marginlab config PRESET`.",
+    )
     run.add_argument("spec", help="preset name (see `marginlab presets`) or a YAML file")
     run.add_argument(
         "--set",
@@ -127,13 +174,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
     run.add_argument("--data-dir", help="where MNIST/CIFAR live (default $MARGINLAB_DATA)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    run.add_argument("--dtype", choices=["float64", "float32"])
-    run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="shortcut for --set device=..."
+    )
+    run.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        help="shortcut for --set dtype=... (margins and losses are float64 either way)",
+    )
+    run.add_argument("--seed", type=int, help="shortcut for --set seed=...")
     run.add_argument(
         "--threads",
         type=int,
-        help="CPU threads for torch (default: auto, one thread when a step is small)",
+        help="shortcut for --set threads=...; by default one thread for small steps, all "
+        "cores for large ones",
     )
     run.add_argument(
         "--tensorboard",
@@ -150,7 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted or finished run")
-    resume.add_argument("run_dir")
+    resume.add_argument("run_dir", help="the run directory to continue")
     resume.add_argument(
         "--set",
         action="append",

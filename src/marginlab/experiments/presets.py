@@ -14,7 +14,7 @@ DIGITS_CNN = "conv3x3-8,maxpool,conv3x3-16,maxpool," + "fc64," * 7 + "fc10"
 _LYU_LI_MNIST = {
     "loss": "cross_entropy",
     "data": {"name": "mnist"},
-    "model": {"kind": "cnn", "spec": LYU_LI_MNIST_CNN, "bias": "first"},
+    "model": {"kind": "cnn", "spec": LYU_LI_MNIST_CNN, "bias": "first", "outputs": "auto"},
     "train": {"batch_size": 100, "max_epochs": 10000, "target_log10_loss": None},
     "log": {"every": 10, "checkpoint_decades": 5},
 }
@@ -60,6 +60,8 @@ PRESETS: dict[str, tuple[str, dict]] = {
                 # 2.8x to 1e-28 at 0.97x.
                 "spec": DIGITS_CNN,
                 "bias": "first",
+                # the last layer as wide as the classes need: data.classes=[0,1] just works
+                "outputs": "auto",
             },
             "train": {
                 "schedule": "loss_based",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from types import ModuleType
 import marginlab
 from marginlab.experiments.claims import SCALES, Claim, ClaimSpec, counts, write_claims
 from marginlab.experiments.study import FigureFile, Study
+from marginlab.progress import Bar, announce_cost, format_duration
 from marginlab.report import html_page, image_tag
 
 # key -> (citation, module under marginlab.experiments.papers)
@@ -102,6 +104,38 @@ def run_paper(study: Study) -> None:
         study.finish()
 
 
+# Seconds each paper took on 2 CPU cores (the README's timings; `full` is the papers' own
+# scale, days on a CPU): the estimate printed before a reproduction starts, and the weights
+# of its progress bar.
+TYPICAL_SECONDS: dict[str, dict[str, float]] = {
+    "ci": {"lyu-li": 310, "chizat-bach": 18, "vardi": 30, "cai": 18, "soudry": 7, "wu": 22},
+    "cpu": {"lyu-li": 3600, "chizat-bach": 240, "vardi": 120, "cai": 360, "soudry": 60,
+            "wu": 240},
+}
+
+
+def _announce_cost(keys: list[str], scale: str) -> dict[str, float]:
+    """Print what the reproduction will cost; return each paper's weight in the bar."""
+    typical = TYPICAL_SECONDS.get(scale)
+    if typical is None:
+        print(
+            f"marginlab: warning: --scale {scale} is the papers' own scale: days on a CPU, and "
+            "the CIFAR-10 runs want a GPU; --scale cpu takes about an hour",
+            file=sys.stderr,
+            flush=True,
+        )
+        return {key: 1.0 for key in keys}
+    weights = {key: typical.get(key, 60.0) for key in keys}
+    announce_cost(
+        "the reproduction",
+        sum(weights.values()),
+        f"{', '.join(f'{key} {format_duration(s)}' for key, s in weights.items())}, as timed "
+        "on 2 idle CPU cores",
+        "--scale ci, or one PAPER",
+    )
+    return weights
+
+
 def reproduce(
     paper: str,
     scale: str = "ci",
@@ -148,25 +182,31 @@ def reproduce(
     claims: list[Claim] = []
     figures: list[FigureFile] = []
     seconds: dict[str, float] = {}
-    for key in keys:
-        specs = list(paper_module(key).CLAIMS)
-        study = Study(key, scale, root / key, data_dir, verbose, specs)
-        run_paper(study)
-        claims += study.claims
-        figures += study.figures
-        seconds[key] = round(time.perf_counter() - study.started, 1)
-        meta = {
-            "papers": keys,
-            "scale": scale,
-            "seconds": seconds,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
-            "marginlab": marginlab.__version__,
-            "python": platform.python_version(),
-            "data_dir": data_dir or os.environ.get("MARGINLAB_DATA"),
-        }
-        # written after every paper, so an interruption keeps the verdicts already reached
-        write_claims(claims, root / "claims.json", **meta)
-        write_claims_html(claims, figures, root / "claims.html", meta)
+    weights = _announce_cost(keys, scale) if verbose else {key: 1.0 for key in keys}
+    with Bar(f"reproduce {paper} --scale {scale}", sum(weights.values()), enabled=verbose) as bar:
+        done = 0.0
+        for key in keys:
+            specs = list(paper_module(key).CLAIMS)
+            study = Study(key, scale, root / key, data_dir, verbose, specs)
+            bar.update(done, key)
+            run_paper(study)
+            done += weights[key]
+            bar.update(done, key)
+            claims += study.claims
+            figures += study.figures
+            seconds[key] = round(time.perf_counter() - study.started, 1)
+            meta = {
+                "papers": keys,
+                "scale": scale,
+                "seconds": seconds,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
+                "marginlab": marginlab.__version__,
+                "python": platform.python_version(),
+                "data_dir": data_dir or os.environ.get("MARGINLAB_DATA"),
+            }
+            # written after every paper, so an interruption keeps the verdicts already reached
+            write_claims(claims, root / "claims.json", **meta)
+            write_claims_html(claims, figures, root / "claims.html", meta)
     return root
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +42,52 @@ def _keys(constructor: Callable[..., nn.Module]) -> tuple[list[str], list[str]]:
             if parameter.default is parameter.empty:
                 required.append(name)
     return allowed, required
+
+
+def with_output_width(spec: str, width: int) -> str:
+    """A cnn spec whose last (fully connected) layer is ``width`` wide: what ``outputs: auto``
+    does, so that a preset trained on 10 classes takes ``data.classes=[0, 1]`` unchanged.
+
+    Examples
+    --------
+    >>> with_output_width("conv3x3-8,maxpool,fc64,fc10", 2)
+    'conv3x3-8,maxpool,fc64,fc2'
+    """
+    *layers, last = spec.split(",")
+    if not re.fullmatch(r"\s*fc\d+\s*", last):
+        raise ValueError(
+            f"outputs: auto sets the width of the spec's last layer, which must be fully "
+            f"connected (fcN); got {last.strip()!r}"
+        )
+    return ",".join([*layers, f"fc{width}"])
+
+
+def model_keys(kind: str) -> list[tuple[str, str]]:
+    """The config keys of a model kind with their defaults (``"required"`` where it has
+    none), as ``marginlab config --list`` shows them.
+
+    Examples
+    --------
+    >>> model_keys("linear")
+    [('seed', '0')]
+    >>> dict(model_keys("cnn"))["spec"], dict(model_keys("cnn"))["bias"]
+    ('required', 'none')
+    """
+    constructor = MODEL_KINDS[kind][0]
+    allowed, _ = _keys(constructor)
+    parameters = inspect.signature(constructor).parameters
+    # auto: the last layer as wide as the data's classes need (1 for a binary logistic model)
+    keys = [("outputs", "null (or auto)")] if kind == "cnn" else []
+    for name in allowed:
+        parameter = parameters.get(name)
+        if parameter is None:  # an activation's parameter, passed on through **kwargs
+            keys.append((name, "the activation's"))
+        elif parameter.default is parameter.empty:
+            keys.append((name, "required"))
+        else:
+            default = parameter.default
+            keys.append((name, "null" if default is None else str(default)))
+    return keys
 
 
 def build_model(
@@ -81,6 +128,12 @@ def build_model(
     kind = config.pop("kind", None)
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
+    if kind == "cnn" and "outputs" in config:
+        outputs = config.pop("outputs")
+        if outputs not in (None, "auto"):
+            raise ValueError(f"outputs: expected auto or null, got {outputs!r}")
+        if outputs == "auto" and isinstance(config.get("spec"), str):
+            config["spec"] = with_output_width(config["spec"], n_outputs)
     constructor = MODEL_KINDS[kind][0]
     allowed, required = _keys(constructor)
     unknown = sorted(set(config) - set(allowed))

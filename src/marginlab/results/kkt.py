@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from marginlab.measure.kkt import (
     KKTResult,
     kkt_certificates,
 )
+from marginlab.progress import Bar, cost_message, format_duration
 from marginlab.results.record import Record, finite_or_none, shown
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Checkpoint, Run, load_run
@@ -74,7 +76,7 @@ class Trend:
 
 @dataclass(frozen=True)
 class KKTTable(Record):
-    """KKT certificates of a run's checkpoints (Lyu & Li 2020, B7), in training order.
+    """KKT certificates of a run's checkpoints (Lyu & Li 2020), in training order.
 
     Attributes
     ----------
@@ -112,7 +114,7 @@ class KKTTable(Record):
         """The table as ``marginlab kkt`` prints it, with the trend when it spans
         checkpoints."""
         lines = [
-            f"{'epoch':>8} {'log10 loss':>10} {'margin':>11} {'1-beta':>14} {'tau':>7} "
+            f"{'epoch':>8} {'log10 loss':>10} {'q_min/rho^L':>11} {'1-beta':>14} {'tau':>7} "
             f"{'eps_rel':>10} {'delta':>10} {'active':>7}"
         ]
         for row in self.rows:
@@ -137,6 +139,8 @@ class KKTTable(Record):
                 "(steps at which it fell):"
             )
             lines += [f"  {trend.quantity:<16} {trend}" for trend in trends]
+        lines.append("")
+        lines += [textwrap.fill(sentence, 96) for sentence in self.summary()]
         return "\n".join(lines)
 
     def long_table(self) -> pd.DataFrame:
@@ -185,6 +189,63 @@ class KKTTable(Record):
             trends.append(Trend(f"{label} eps_rel", tuple(c.eps_rel for c in certs)))
             trends.append(Trend(f"{label} delta", tuple(c.delta for c in certs)))
         return trends
+
+    def summary(self) -> list[str]:
+        """Three sentences in plain words: what eps_rel, delta and 1-beta measure, how they
+        moved from the first certified checkpoint to the last, and whether they fell.
+
+        Examples
+        --------
+        >>> KKTTable(taus=(0.1,), rows=()).summary()[1]
+        'Fewer than three checkpoints have certificates, so there is no trend to read; ...'
+        """
+        what = (
+            "eps_rel measures how far the parameters (rescaled to a minimum margin of 1) are "
+            "from a nonnegative combination of the margins' gradients, relative to their "
+            "norm; delta measures the largest multiplier times its constraint's slack; "
+            "1-beta is one minus the cosine between the parameters and the negative loss "
+            "gradient; all three are 0 at a KKT point of the max-margin problem."
+        )
+        trends = {trend.quantity: trend for trend in self.trend()}
+        if not trends:
+            return [
+                what,
+                "Fewer than three checkpoints have certificates, so there is no trend to "
+                "read; certify more of them (marginlab kkt RUN_DIR --checkpoint all) on a "
+                "run trained further below its loss threshold.",
+                "No conclusion about convergence to a KKT point can be drawn yet.",
+            ]
+        # the best certificate: the tolerance whose last eps_rel is smallest
+        eps = min(
+            (t for name, t in trends.items() if name.endswith("eps_rel")),
+            key=lambda t: t.values[-1],
+        )
+        label = eps.quantity.removesuffix(" eps_rel")
+        delta = trends[f"{label} delta"]
+        quoted = [trends["1-beta"], eps, delta]
+        measured = [row for row in self.rows if row.result is not None]
+        moved = (
+            f"From epoch {measured[0].epoch} to epoch {measured[-1].epoch}, "
+            + "; ".join(
+                f"{t.quantity} went from {t.values[0]:.2e} to {t.values[-1]:.2e} (falling at "
+                f"{t.falls} of {len(t.values) - 1} steps)"
+                for t in quoted
+            )
+            + "."
+        )
+        fell = [t.quantity for t in quoted if t.values[-1] < t.values[0]]
+        if len(fell) == len(quoted):
+            verdict = (
+                "All three fell: the checkpoints approach a KKT point of the max-margin "
+                "problem, as Lyu & Li prove for gradient descent on homogeneous networks."
+            )
+        else:
+            rose = ", ".join(t.quantity for t in quoted if t.quantity not in fell)
+            verdict = (
+                f"Not all fell ({rose} did not): these checkpoints do not show convergence to "
+                "a KKT point yet; train further, to a lower loss, and certify again."
+            )
+        return [what, moved, verdict]
 
     def _payload(self) -> dict[str, Any]:
         return {
@@ -286,6 +347,7 @@ def kkt_along_training(
     taus: Sequence[float] = DEFAULT_TAUS,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     chunk_size: int = 4096,
+    progress: bool = True,
 ) -> KKTTable:
     """KKT certificates of a run's checkpoints, on its training set.
 
@@ -302,6 +364,9 @@ def kkt_along_training(
         Bytes for a dense Jacobian; above it the solve is matrix-free.
     chunk_size : int
         Samples per forward pass.
+    progress : bool
+        Show a bar over the checkpoints with the remaining time, and the estimated cost of
+        the whole table once the first checkpoint is certified.
 
     Returns
     -------
@@ -325,21 +390,38 @@ def kkt_along_training(
     chosen = _chosen(run, checkpoints)
     x, y = run.load_data("train")
     rows = []
-    for checkpoint in chosen:
-        base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
-        model = run.load_model(checkpoint)  # a run that cannot rebuild its model is an error
-        try:
-            result = kkt_certificates(
-                model,
-                x,
-                y,
-                run.config["loss"],
-                taus=list(taus),
-                memory_budget=memory_budget,
-                chunk_size=chunk_size,
-            )
-        except ValueError as error:
-            rows.append(KKTRow(*base, error=str(error)))
-            continue
-        rows.append(KKTRow(*base, result=result))
+    with Bar("kkt", total=len(chosen), enabled=progress) as bar:
+        for checkpoint in chosen:
+            bar.update(len(rows), f"epoch {checkpoint.epoch}")
+            rows.append(_certify(run, checkpoint, x, y, taus, memory_budget, chunk_size))
+            if len(rows) == 1 and len(chosen) > 1 and progress:
+                bar.message(
+                    cost_message(
+                        "kkt",
+                        bar.elapsed() * len(chosen),
+                        f"the first checkpoint took {format_duration(bar.elapsed())}; "
+                        f"{len(chosen)} checkpoints, later ones with more active constraints",
+                        "--checkpoint LEVEL (one checkpoint) or a larger --memory-budget",
+                    )
+                )
+        bar.update(len(rows), "done")
     return KKTTable(taus=tuple(float(t) for t in taus), rows=tuple(rows))
+
+
+def _certify(run, checkpoint, x, y, taus, memory_budget, chunk_size) -> KKTRow:
+    """The row of one checkpoint: its certificates, or why there are none."""
+    base = (checkpoint.epoch, checkpoint.reason, checkpoint.log10_loss_mean)
+    model = run.load_model(checkpoint)  # a run that cannot rebuild its model is an error
+    try:
+        result = kkt_certificates(
+            model,
+            x,
+            y,
+            run.config["loss"],
+            taus=list(taus),
+            memory_budget=memory_budget,
+            chunk_size=chunk_size,
+        )
+    except ValueError as error:
+        return KKTRow(*base, error=str(error))
+    return KKTRow(*base, result=result)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 # The solvers (scipy, cvxpy) load when a reference is computed, not when one is read.
+from marginlab.progress import Bar
 from marginlab.results.record import Record, finite_or_none, shown
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Run, load_run
@@ -282,6 +283,7 @@ def compare_reference(
     tol: float = 1e-4,
     starts: int = 20,
     seed: int = 0,
+    progress: bool = True,
 ) -> ReferenceComparison:
     """Compute the reference ``kind`` on the run's training set, beside its margin.
 
@@ -300,6 +302,9 @@ def compare_reference(
         ``f1``: relative gap to reach.
     starts, seed : int
         ``nonconvex``: random starts and their seed.
+    progress : bool
+        Show a bar with the time so far (over the starts, with the time left, for
+        ``nonconvex``).
 
     Returns
     -------
@@ -332,17 +337,17 @@ def compare_reference(
     model = run.load_model(chosen)
     x, y = run.load_data("train")
     network = normalized_margin(model, x, y)
-    if kind == "svm":
-        parts = _svm(run, model, x, y)
-    elif kind == "f1":
-        parts = _f1(model, x, y, tol)
-    elif kind == "rkhs":
-        parts = _rkhs(model, x, y)
-    else:
-        result = nonconvex_max_margin(model, x, y, n_starts=starts, seed=seed)
+    if kind == "nonconvex":
+        result = nonconvex_max_margin(model, x, y, n_starts=starts, seed=seed, progress=progress)
         parts = {
             "details": result.to_dict(),
             "reference_margin": result.margin,
             "note": "reference_margin: the best normalized margin found from random starts",
         }
+    else:
+        solve = {"svm": lambda: _svm(run, model, x, y), "f1": lambda: _f1(model, x, y, tol)}
+        solve["rkhs"] = lambda: _rkhs(model, x, y)
+        with Bar(f"{kind} reference", total=1, enabled=progress) as bar:
+            parts = solve[kind]()
+            bar.update(1, "done")
     return ReferenceComparison(kind=kind, epoch=chosen.epoch, network_margin=network, **parts)

@@ -344,6 +344,54 @@ def _found_by(values: list | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
+# Samples attacked to time an attack before the whole job starts: twice, so that the fixed
+# cost of a batch (C&W's thousands of steps run whatever its size) and the cost of a sample
+# are told apart and the job's batches can be extrapolated.
+PROBE_SAMPLES = (1, 4)
+
+
+def _announce_cost(
+    run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size
+) -> None:
+    """Time the attack on a few samples of the first checkpoint; print what the whole job
+    will cost (a warning past an hour)."""
+    from marginlab.measure.attacks import attack_settings, run_attack
+    from marginlab.progress import announce_cost
+
+    model = run.load_model(chosen[0], device=device)
+    sizes = [k for k in PROBE_SAMPLES if k <= len(x)]
+    # The probe runs a hundredth of each step count (C&W: 9 x 10000 steps) and scales back:
+    # an upper bound, since the attack itself may stop early.
+    probe_options, scale = dict(options or {}), 1.0
+    if attack != "best":
+        for key, value in attack_settings(attack, options).items():
+            if key.endswith("steps") and isinstance(value, int) and value >= 100:
+                probe_options[key] = value // 100
+                scale *= value / (value // 100)
+    seconds = [
+        scale
+        * run_attack(
+            model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=probe_options,
+            seed=seed, progress=False,
+        ).seconds
+        for k in sizes
+    ]
+    # cost(k) = fixed + per_sample * k, from the two probes
+    per_sample = max((seconds[-1] - seconds[0]) / max(sizes[-1] - sizes[0], 1), 0.0)
+    fixed = max(seconds[0] - per_sample * sizes[0], 0.0)
+    full, rest = divmod(len(x), batch_size)
+    batches = [batch_size] * full + ([rest] if rest else [])
+    checkpoints = len({checkpoint.epoch for checkpoint in chosen})
+    total = checkpoints * sum(fixed + per_sample * b for b in batches)
+    announce_cost(
+        "the attack" if scale == 1 else "the attack (at most; it may stop early)",
+        total,
+        f"{fixed:.2g} s per batch and {per_sample:.2g} s per sample, timed on {sizes} "
+        f"samples; {len(x)} samples in batches of {batch_size} at {checkpoints} checkpoints",
+        "--n N or fewer --checkpoints",
+    )
+
+
 def attack_along_training(
     run: Run | str | os.PathLike,
     checkpoints: Sequence[str | int | float] = DEFAULT_CHECKPOINTS,
@@ -379,7 +427,8 @@ def attack_along_training(
     device : str
         ``cpu``, ``cuda`` or ``auto``.
     progress : bool
-        Show a progress bar per checkpoint.
+        Print the estimated cost first (the attack timed on 1 and 4 samples), then a
+        progress bar per checkpoint.
 
     Returns
     -------
@@ -428,6 +477,10 @@ def attack_along_training(
     x_train, y_train = run.load_data("train", device=torch_device)
     loss = get_loss(validate(run.config).loss)
 
+    if progress:
+        _announce_cost(
+            run, chosen, x, y, attack, norm, eps_tuple, options, seed, torch_device, batch_size
+        )
     by_epoch: dict[int, tuple[AttackResult, np.ndarray, float | None]] = {}
     attacked = []
     for spec, checkpoint in zip(map(str, checkpoints), chosen, strict=True):

@@ -280,6 +280,27 @@ def _describe_holder(holder: dict) -> str:
     return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {when}"
 
 
+def _process_gone(status: dict) -> bool:
+    """Whether the process named by a status's ``pid`` (on this host) no longer exists; a
+    process of another host, or one this user may not signal, counts as alive.
+
+    Examples
+    --------
+    >>> _process_gone({"pid": os.getpid(), "host": socket.gethostname()})
+    False
+    """
+    pid, host = status.get("pid"), status.get("host", socket.gethostname())
+    if not isinstance(pid, int) or pid <= 0 or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 def _print_note(text: str) -> None:
     print(f"marginlab: {text}", file=sys.stderr, flush=True)
 
@@ -386,10 +407,22 @@ class RunStore:
 
     def write_status(self, state: str, message: str = "", **extra: Any) -> None:
         payload = {"state": state, "message": message, **extra}
+        if "pid" in extra:  # a pid means something only on its own host
+            payload.setdefault("host", socket.gethostname())
         self.write_json("status.json", payload)
 
     def read_status(self) -> dict:
-        return self.read_json("status.json")
+        """``status.json``, where a ``running`` run whose process is gone (killed, crashed:
+        its pid no longer exists on this host) reads as ``interrupted``."""
+        status = self.read_json("status.json")
+        if status.get("state") == "running" and _process_gone(status):
+            status = {
+                **status,
+                "state": "interrupted",
+                "message": f"the process that trained it (pid {status['pid']}) ended without "
+                f"saying so (killed or crashed); continue with marginlab resume {self.path}",
+            }
+        return status
 
     def read_json(self, name: str) -> dict:
         """Read a JSON file of the run (``{}`` when it does not exist yet)."""

@@ -29,10 +29,9 @@ from marginlab.config import ConfigError, ObserverConfig, RunConfig, apply_overr
 from marginlab.measure.margins import Evaluation, margin_metrics, trainable_parameters
 from marginlab.measure.observers import run_observer
 from marginlab.models.declare import summary
-from marginlab.numerics import LN10, logaddexp
+from marginlab.numerics import LN10, format_log10, logaddexp
 from marginlab.runs.checkpoint_spec import parse_checkpoint
 from marginlab.runs.environment import environment
-from marginlab.runs.progress import Progress
 from marginlab.runs.store import (
     LATEST,
     ReadOnlyStore,
@@ -45,8 +44,11 @@ from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.assembly import Assembly, assemble, session_threads
 from marginlab.training.attempt import Attempt, evaluate_split, parameter_norm
 from marginlab.training.distributed import DataParallel, check_data_parallel
+from marginlab.training.estimate import epoch_cost
 from marginlab.training.executors import Plain, Speculative
+from marginlab.training.progress import Progress
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
+from marginlab.training.stall import StallWatch
 
 
 class Executor(Protocol):
@@ -114,6 +116,8 @@ class _Loop:
     # Sees each logged metrics row; a true return value ends the run after that epoch.
     callback: Callable[[dict], object] | None = None
     stop_requested: bool = False
+    # Stops a schedule that rolls back once it no longer gets anywhere (see stall.py).
+    stall: StallWatch | None = None
     # fit(trace=True): (epoch, log L, q_min, ||theta||) of every accepted epoch, in memory.
     trace: list[tuple[int, float, float, float]] | None = None
 
@@ -236,7 +240,14 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
     if target is not None and log10_loss < target:
         return f"training loss {log10_loss:.1f} (log10, mean) is below the target {target:g}"
     if state.epoch >= config.train.max_epochs:
-        return f"reached train.max_epochs={config.train.max_epochs}"
+        reason = f"reached train.max_epochs={config.train.max_epochs}"
+        if target is not None:
+            reason = (
+                f"short of the target: {reason} with the mean training loss at "
+                f"{format_log10(log10_loss)}, above the target 1e{target:g} (train."
+                "target_log10_loss); to go on, resume with a larger train.max_epochs"
+            )
+        return reason
     return None
 
 
@@ -291,7 +302,7 @@ def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor
             if reason is None and loop.stop_requested:
                 reason = f"the callback asked to stop after epoch {loop.state.epoch}"
             if reason is not None:
-                _finish(loop, _wrap_up(loop, evaluation, reason))
+                _finish(loop, _wrap_up(loop, evaluation, reason), log10_loss)
                 going.remove(k)
         if not going:
             return
@@ -299,6 +310,8 @@ def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor
         for k in list(going):
             try:
                 evaluations[k] = _conclude(loops[k], attempts[k]) or evaluations[k]
+                if loops[k].stall is not None:
+                    loops[k].stall.see(loops[k].state.epoch, loops[k].state.schedule.log_frame)
             except TrainingStopped as stop:
                 _stopped(loops[k], stop)
                 going.remove(k)
@@ -330,9 +343,14 @@ def _announce_model(loop: _Loop) -> None:
         )
 
 
-def _finish(loop: _Loop, reason: str) -> None:
+def _finish(loop: _Loop, reason: str, log10_loss: float) -> None:
     loop.done = True
-    loop.store.write_status("finished", reason, epoch=loop.state.epoch)
+    target = loop.parts.config.train.target_log10_loss
+    # None: the run has no target (it trains train.max_epochs epochs).
+    reached = None if target is None else bool(log10_loss < target)
+    loop.store.write_status(
+        "finished", reason, epoch=loop.state.epoch, target_reached=reached
+    )
     loop.progress.message(f"finished: {reason}")
 
 
@@ -466,6 +484,16 @@ def _open_loop(
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
     fresh = state is None
+    display = Progress(
+        store.path.name,
+        enabled=progress,
+        # a resumed run's summary counts the rows logged before it too
+        history=() if fresh else store.metrics(),
+        max_epochs=parts.config.train.max_epochs,
+        target_log10_loss=parts.config.train.target_log10_loss,
+    )
+    # what the run will cost, said before any work (timed on a slice of the data)
+    display.announce_cost(lambda: epoch_cost(parts), 0 if fresh else state.epoch)
     evaluation = evaluate_split(parts, parts.data.x_train, parts.data.y_train, parallel)
     if fresh:
         state = TrainState(schedule=parts.schedule.init(evaluation.log_loss_mean))
@@ -474,8 +502,7 @@ def _open_loop(
         parts,
         store,
         state,
-        # a resumed run's summary counts the rows logged before it too
-        Progress(store.path.name, enabled=progress, history=() if fresh else store.metrics()),
+        display,
         params,
         [p.detach().clone() for p in params],
         parallel=parallel,
@@ -484,6 +511,9 @@ def _open_loop(
     )
     if parts.config.log.tensorboard:
         loop.tensorboard = TensorBoardWriter(store.path)
+    if getattr(parts.schedule, "rolls_back", False):
+        log_n = evaluation.log_loss_sum - evaluation.log_loss_mean
+        loop.stall = StallWatch(log_fitted=parts.loss.log_threshold - log_n)
     _announce_model(loop)
     if fresh:
         loop.record_trace(evaluation)

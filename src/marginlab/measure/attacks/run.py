@@ -25,15 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 
 from marginlab.measure.attacks.base import (
@@ -46,6 +37,7 @@ from marginlab.measure.attacks.base import (
     verify,
 )
 from marginlab.measure.attacks.registry import ATTACKS, BEST, DEFAULT_ATTACKS, attacks_of
+from marginlab.progress import Bar
 
 DEFAULT_EPS: Mapping[str, tuple[float, ...]] = {
     "l2": (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0),
@@ -126,18 +118,6 @@ def _seeded_eval(model: nn.Module, seed: int, device: torch.device) -> Iterator[
             yield
         finally:
             model.train(was_training)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays for results (the CLI's table)
-        disable=not enabled,
-    )
 
 
 def _placement(model: nn.Module, x: torch.Tensor) -> tuple[torch.device, torch.dtype]:
@@ -260,12 +240,12 @@ def run_attack(
     start = time.perf_counter()
     adversarials = x.clone()
     found = torch.zeros(len(x), dtype=torch.float64, device=device)
-    with _seeded_eval(model, seed, device), _progress(progress) as bar:
-        task = bar.add_task(description or f"{attack} {norm}", total=len(x))
+    bar = Bar(description or f"{attack} {norm}", total=len(x), enabled=progress)
+    with _seeded_eval(model, seed, device), bar:
         misclassified = torch.zeros(len(x), dtype=torch.bool, device=device)
         for i, part in _chunks(x, batch_size):
             misclassified[i : i + len(part)] = is_adversarial(model, part, y[i : i + len(part)])
-        bar.advance(task, int(misclassified.sum()))
+        bar.advance(int(misclassified.sum()), "samples")
         with torch.no_grad():
             binary = model(x[:1]).shape[1] == 1
         classifier = TwoLogits(model).eval() if binary else model
@@ -280,7 +260,7 @@ def run_attack(
             found[index] = torch.where(
                 ok, distances(x[index], candidates, norm), torch.tensor(math.inf, device=device)
             )
-            bar.advance(task, len(index))
+            bar.advance(len(index))
     return AttackResult(
         norm=norm,
         attack=attack,

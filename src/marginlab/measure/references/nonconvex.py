@@ -28,6 +28,7 @@ from torch import nn
 from torch.func import functional_call, jacrev
 
 from marginlab.measure.margins import homogeneity_order, pairwise_margins
+from marginlab.progress import Bar
 
 # SLSQP forms dense (constraints x parameters) matrices and factors them every iteration.
 MAX_SLSQP_ENTRIES = 2_000_000
@@ -232,6 +233,7 @@ def nonconvex_max_margin(
     include_model: bool = True,
     max_iter: int = 300,
     seed: int = 0,
+    progress: bool = False,
 ) -> NonconvexResult:
     """Search for the max normalized margin of ``model``'s architecture on ``(x, y)``.
 
@@ -251,6 +253,8 @@ def nonconvex_max_margin(
         SLSQP iterations per start.
     seed : int
         Seed of the random starts.
+    progress : bool
+        Show a bar over the starts with the remaining time.
 
     Returns
     -------
@@ -267,17 +271,20 @@ def nonconvex_max_margin(
     problem = MarginProblem(model, x, y, order)
     rng = np.random.default_rng(seed)
     reached = []
-    for _ in range(n_starts):
-        start = maximize_margin(
-            problem, rng.standard_normal(len(problem.theta0)), max_iter=max_iter
-        )
-        reached.append((problem.normalized_margin(start), start))
-    trained = problem.normalized_margin(problem.theta0)
-    polished = None
-    if include_model:
-        theta = maximize_margin(problem, problem.theta0, max_iter=max_iter)
-        polished = problem.normalized_margin(theta)
-        reached.append((polished, theta))
+    with Bar("nonconvex reference", n_starts + include_model, enabled=progress) as bar:
+        for _ in range(n_starts):
+            start = maximize_margin(
+                problem, rng.standard_normal(len(problem.theta0)), max_iter=max_iter
+            )
+            reached.append((problem.normalized_margin(start), start))
+            bar.advance(1, "starts")
+        trained = problem.normalized_margin(problem.theta0)
+        polished = None
+        if include_model:
+            theta = maximize_margin(problem, problem.theta0, max_iter=max_iter)
+            polished = problem.normalized_margin(theta)
+            reached.append((polished, theta))
+            bar.advance(1, "the trained weights")
     best_margin, best_theta = max(reached, key=lambda item: item[0])
     return NonconvexResult(
         margin=best_margin,
