@@ -175,6 +175,7 @@ def test_bad_input_is_refused_naming_the_argument_before_anything_is_written(
 
 def test_fit_runs_off_the_main_thread_and_leaves_threads_and_the_global_seed_alone():
     x, y = blobs()
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
     before = torch.random.get_rng_state()
     results = {}
@@ -182,11 +183,14 @@ def test_fit_runs_off_the_main_thread_and_leaves_threads_and_the_global_seed_alo
     def work():
         results["run"] = fit(mlp(), x, y, loss="logistic", max_epochs=10, progress=False)
 
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join()
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)  # the suite's own setting, for the tests after this one
     assert results["run"].metrics["epoch"].iloc[-1] == 10
-    assert torch.get_num_threads() == 2
     assert torch.equal(torch.random.get_rng_state(), before)
 
 
