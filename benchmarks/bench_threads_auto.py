@@ -3,9 +3,9 @@
 Starts a load (a process that keeps every core busy with large float64 matrix products),
 then trains the ``gaussians-linear`` preset for ``--epochs`` epochs in fresh processes with
 the default ``threads`` (auto), with ``--threads 1`` and with one thread per core (torch's own
-default), in turn, ``--repeats`` times each, and prints each median
-wall time and its ratio to one thread. Pairing the three in turn keeps the ratios fair when
-the machine's speed drifts.
+default), in turn, ``--repeats`` times each, and prints the median wall time of each
+process and of its training, and their ratios to one thread. Pairing the three in turn keeps
+the ratios fair when the machine's speed drifts.
 
 Usage::
 
@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -32,14 +33,17 @@ while True:
 """
 
 
-def train_seconds(epochs: int, threads: str | None, out: str) -> float:
-    """Wall seconds of one ``marginlab run gaussians-linear`` process."""
+def train_seconds(epochs: int, threads: str | None, out: str) -> tuple[float, float]:
+    """Wall seconds of one ``marginlab run gaussians-linear`` process, and of its training
+    (the ``wall_time`` of its last metrics row)."""
     command = [sys.executable, "-m", "marginlab", "run", "gaussians-linear", "--out", out]
     command += ["--set", f"train.max_epochs={epochs}", "--set", "log.every=1000"]
     command += [] if threads is None else ["--threads", threads]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start
+    whole = time.perf_counter() - start
+    with open(os.path.join(out, "metrics.jsonl")) as rows:
+        return whole, json.loads(rows.readlines()[-1])["wall_time"]
 
 
 def main() -> None:
@@ -49,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     cores = str(os.cpu_count())
     settings = {"auto (default)": None, "threads 1": "1", f"threads {cores} (one per core)": cores}
-    times: dict[str, list[float]] = {name: [] for name in settings}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     load = subprocess.Popen([sys.executable, "-c", "import os\n" + LOAD])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the load is stopped too
     try:
@@ -59,17 +63,19 @@ def main() -> None:
                 for name, threads in settings.items():
                     out = os.path.join(tmp, f"{repeat}-{threads}")
                     times[name].append(train_seconds(args.epochs, threads, out))
-                    print(f"run {repeat}: {name}: {times[name][-1]:.2f} s", flush=True)
+                    whole, training = times[name][-1]
+                    print(f"run {repeat}: {name}: {whole:.2f} s ({training:.2f} s training)")
     finally:
         load.kill()
-    one = statistics.median(times["threads 1"])
     print(f"gaussians-linear, {args.epochs} epochs, {args.repeats} runs each, all cores loaded")
-    print(f"{'setting':<26} {'median s':>9} {'min s':>7} {'max s':>7} {'/ threads 1':>12}")
+    ratio = "/ threads 1"
+    print(f"{'setting':<26} {'process s':>9} {ratio:>12} {'training s':>10} {ratio:>12}")
+    one = [statistics.median(t[i] for t in times["threads 1"]) for i in (0, 1)]
     for name, values in times.items():
-        median = statistics.median(values)
+        whole, training = (statistics.median(t[i] for t in values) for i in (0, 1))
         print(
-            f"{name:<26} {median:>9.2f} {min(values):>7.2f} {max(values):>7.2f} "
-            f"{median / one:>12.2f}"
+            f"{name:<26} {whole:>9.2f} {whole / one[0]:>12.2f} {training:>10.2f} "
+            f"{training / one[1]:>12.2f}"
         )
 
 
