@@ -150,7 +150,7 @@ def test_replicas_and_sweep_trials_lock_their_directories(tmp_path, capsys):
         )
         assert not (out / "seed=1").exists()  # the other member left nothing behind
         row = run_trial(TINY, str(out / "seed=2"))
-    assert row["state"] == "failed" and "another process is writing" in row["error"]
+    assert row["state"] == "failed" and "another process is writing" in row["reason"]
 
 
 def test_a_refused_config_leaves_no_directory_behind(tmp_path):
