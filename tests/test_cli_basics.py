@@ -57,8 +57,14 @@ def test_config_list_names_every_key_with_type_default_and_meaning(capsys):
     flat = " ".join(out.split())  # the meanings are wrapped
     for key, kind, default, meaning in rows:
         assert f"{key} {kind}, default {default} {meaning}" in flat
-    for key in ("train.lr", "train.alpha_up", "train.chunk_size", "data.n_test", "data.subset",
-                "log.checkpoint_every"):
+    for key in (
+        "train.lr",
+        "train.alpha_up",
+        "train.chunk_size",
+        "data.n_test",
+        "data.subset",
+        "log.checkpoint_every",
+    ):
         assert re.search(rf"^{re.escape(key)} ", out, re.MULTILINE), key
     assert "cnn" in out and "spec=required" in out  # the model kinds and their keys
 

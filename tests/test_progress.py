@@ -136,8 +136,14 @@ def test_a_run_with_a_target_says_the_time_to_it_once_the_loss_falls():
     # 0.2 decades per epoch, 10 epochs per 3 s: 2000 epochs to go from 1e-0, 600 s
     for epoch in range(0, 60, 10):
         progress.update(
-            {"epoch": epoch, "log10_loss_mean": -0.2 * epoch, "train_acc": 1.0, "alpha": 0.1,
-             "rollbacks": 0, "wall_time": 0.3 * epoch}
+            {
+                "epoch": epoch,
+                "log10_loss_mean": -0.2 * epoch,
+                "train_acc": 1.0,
+                "alpha": 0.1,
+                "rollbacks": 0,
+                "wall_time": 0.3 * epoch,
+            }
         )
     remaining = progress.remaining()
     assert remaining == pytest.approx((400 - 0.2 * 50) / 0.2 * 0.3)

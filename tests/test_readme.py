@@ -125,7 +125,11 @@ def test_the_readme_runs_top_to_bottom(tmp_path):
             continue
         command = written if run is None else run
         done = subprocess.run(
-            shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True,
+            shlex.split(command),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=900,
         )
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -132,8 +132,7 @@ KEY_HELP = {
     "log.checkpoint_every": "save the latest weights every this many epochs (null: log.every)",
     "log.checkpoint_decades": "keep the first checkpoint below 1e-k, 1e-2k, ... for k this",
     "log.tensorboard": "also write the metrics as TensorBoard scalars",
-    "log.observers": "costly measurements and their period, e.g. "
-    "[{name: alignment, every: 100}]",
+    "log.observers": "costly measurements and their period, e.g. [{name: alignment, every: 100}]",
     "log.observers.name": "the observer (see marginlab.measure.observers.OBSERVERS)",
     "log.observers.every": "run it every this many epochs",
     "log.observers.options": "keyword arguments of the observer",

@@ -49,8 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="write one self-contained HTML report of one or several runs"
     )
-    report.add_argument(
-        "run_dirs", nargs="+", metavar="RUN_DIR", help="run or sweep directories"
-    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run or sweep directories")
     report.add_argument("--out", help="HTML file (default: report.html in the first RUN_DIR)")
     report.set_defaults(func=_report)

@@ -109,8 +109,7 @@ def run_paper(study: Study) -> None:
 # of its progress bar.
 TYPICAL_SECONDS: dict[str, dict[str, float]] = {
     "ci": {"lyu-li": 310, "chizat-bach": 18, "vardi": 30, "cai": 18, "soudry": 7, "wu": 22},
-    "cpu": {"lyu-li": 3600, "chizat-bach": 240, "vardi": 120, "cai": 360, "soudry": 60,
-            "wu": 240},
+    "cpu": {"lyu-li": 3600, "chizat-bach": 240, "vardi": 120, "cai": 360, "soudry": 60, "wu": 240},
 }
 
 

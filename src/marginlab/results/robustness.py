@@ -350,9 +350,7 @@ def _found_by(values: list | None) -> tuple[str, ...] | None:
 PROBE_SAMPLES = (1, 4)
 
 
-def _announce_cost(
-    run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size
-) -> None:
+def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size) -> None:
     """Time the attack on a few samples of the first checkpoint; print what the whole job
     will cost (a warning past an hour)."""
     from marginlab.measure.attacks import attack_settings, run_attack
@@ -371,8 +369,15 @@ def _announce_cost(
     seconds = [
         scale
         * run_attack(
-            model, x[:k], y[:k], attack=attack, norm=norm, eps=eps, options=probe_options,
-            seed=seed, progress=False,
+            model,
+            x[:k],
+            y[:k],
+            attack=attack,
+            norm=norm,
+            eps=eps,
+            options=probe_options,
+            seed=seed,
+            progress=False,
         ).seconds
         for k in sizes
     ]

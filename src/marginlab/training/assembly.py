@@ -112,9 +112,7 @@ def session_threads(parts: Assembly) -> int:
         return torch.get_num_threads()
     flops = forward_flops(parts.model, parts.data.x_train[:1])
     batch = parts.config.train.batch_size or parts.data.n_train
-    return (
-        1 if 3 * flops * batch < ONE_THREAD_FLOPS else torch.get_num_threads()
-    )
+    return 1 if 3 * flops * batch < ONE_THREAD_FLOPS else torch.get_num_threads()
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:

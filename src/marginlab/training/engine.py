@@ -348,9 +348,7 @@ def _finish(loop: _Loop, reason: str, log10_loss: float) -> None:
     target = loop.parts.config.train.target_log10_loss
     # None: the run has no target (it trains train.max_epochs epochs).
     reached = None if target is None else bool(log10_loss < target)
-    loop.store.write_status(
-        "finished", reason, epoch=loop.state.epoch, target_reached=reached
-    )
+    loop.store.write_status("finished", reason, epoch=loop.state.epoch, target_reached=reached)
     loop.progress.message(f"finished: {reason}")
 
 

@@ -153,8 +153,7 @@ class Progress:
                 cost_message(
                     f"this run ({self.name})",
                     epochs * estimate.seconds,
-                    f"{estimate.describe()}; {epochs} epochs to train.max_epochs="
-                    f"{self.max_epochs}",
+                    f"{estimate.describe()}; {epochs} epochs to train.max_epochs={self.max_epochs}",
                     SHORTEN,
                 )
             )
