@@ -73,7 +73,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
                 "target_log10_loss": -400.0,
                 # The reference rule alone (alpha up 2^(1/5), down 2^(1/10)): the smoothed
                 # margin is shown, not enforced. The run's summary counts the logged epochs
-                # that lowered it (seed 0: 4 of 553, by at most 2.6e-4 relative);
+                # that lowered it (seed 0: 5 of 544, by at most 1.3e-4 relative);
                 # `reject_margin_decrease` would roll them back. Other factors, seed 0: up
                 # 2^(3/10) took 4% fewer attempts to 1e-400, 2^(4/10) 1.7x more to 1e-100,
                 # up = down = 2^(1/10) 1.3x more to 1e-50.
