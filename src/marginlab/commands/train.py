@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.tensorboard:
         overrides.append("log.tensorboard=true")
     raw = load_spec(args.spec)
-    config = validate(apply_overrides(raw, overrides))
+    # a copy: the notes on ignored keys are about what the spec itself says
+    config = validate(apply_overrides(copy.deepcopy(raw), overrides))
     check_ignored(config, raw, overrides)
     if args.replicas is not None:
         return _run_replicas(config, args)
