@@ -12,7 +12,7 @@ import torch
 
 from marginlab.config import ConfigError
 from marginlab.runs.run import load_run
-from marginlab.training import ensemble
+from marginlab.training import executors
 from marginlab.training.engine import resume, train
 from marginlab.training.ensemble import replica_configs, train_ensemble
 
@@ -101,7 +101,7 @@ def test_a_replica_that_stops_leaves_the_others_going(tmp_path) -> None:
 def test_interrupted_ensemble_resumes_run_by_run(tmp_path, monkeypatch) -> None:
     configs = replica_configs(CONFIG, seeds=[0, 1])
     calls = {"n": 0}
-    attempts = ensemble.Plain.__call__
+    attempts = executors.Plain.__call__
 
     def interrupted_attempts(self, going):
         calls["n"] += 1
@@ -109,7 +109,7 @@ def test_interrupted_ensemble_resumes_run_by_run(tmp_path, monkeypatch) -> None:
             os.kill(os.getpid(), signal.SIGINT)
         return attempts(self, going)
 
-    monkeypatch.setattr(ensemble.Plain, "__call__", interrupted_attempts)
+    monkeypatch.setattr(executors.Plain, "__call__", interrupted_attempts)
     paths = [tmp_path / f"r{k}" for k in range(2)]
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(configs, paths)

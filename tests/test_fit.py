@@ -251,3 +251,64 @@ def test_dtype_moves_the_model_and_the_tensors_follow():
     run = fit(net, x.float(), y, loss="logistic", max_epochs=5, dtype="float64", progress=False)
     assert run.model is net and next(net.parameters()).dtype == torch.float64
     assert run.config["dtype"] == "float64" and run.load_data("train")[0].dtype == torch.float64
+
+
+# Replicas -----------------------------------------------------------------------------------
+
+
+def _linear_replicas(count: int) -> list[torch.nn.Module]:
+    nets = [torch.nn.Linear(2, 1, bias=False).double() for _ in range(count)]
+    for k, net in enumerate(nets):
+        torch.nn.init.constant_(net.weight, 0.1 * k)
+    return nets
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_replicas_train_as_each_model_alone(batched) -> None:
+    x, y = blobs()
+    etas = [0.5, 2.0, 8.0]
+    runs = fit(
+        _linear_replicas(3), x, y, loss="logistic", schedule=[Constant(e) for e in etas],
+        max_epochs=40, progress=False, trace=True, batched=batched,
+    )  # fmt: skip
+    for k, (run, eta) in enumerate(zip(runs, etas, strict=True)):
+        alone = fit(
+            _linear_replicas(3)[k], x, y, loss="logistic", schedule=Constant(eta),
+            max_epochs=40, progress=False, trace=True,
+        )  # fmt: skip
+        np.testing.assert_allclose(
+            run.trace["log_loss_mean"], alone.trace["log_loss_mean"], rtol=1e-12, atol=0
+        )
+        assert torch.allclose(run.model.weight, alone.model.weight, rtol=1e-12, atol=0)
+    # the step sizes differ, so the replicas do too
+    assert runs[0].trace["log_loss_mean"].iloc[-1] > runs[2].trace["log_loss_mean"].iloc[-1]
+
+
+def test_replicas_take_their_own_data_and_stopping_rules(tmp_path) -> None:
+    x, y = blobs()
+    runs = fit(
+        _linear_replicas(2), [x, 2.0 * x], y, loss="logistic", schedule=Constant(1.0),
+        target_loss="1e-3", max_epochs=5000, progress=False, out=tmp_path, name="pair",
+        batched=True,
+    )  # fmt: skip
+    assert [run.path for run in runs] == [tmp_path / "pair-0", tmp_path / "pair-1"]
+    epochs = [int(load_run(run.path).metrics["epoch"].iloc[-1]) for run in runs]
+    # doubling the inputs doubles the margins: the second replica reaches the target first
+    assert epochs[1] < epochs[0]
+    assert all(load_run(run.path).status["target_reached"] for run in runs)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"schedule": [Constant(1.0)]}, "schedule: a list of 1 for 2 models"),
+        ({"x": []}, "x: a list of 0 for 2 models"),
+        ({"batch_size": 4}, "batch_size: replicas train full-batch"),
+        ({"callback": print}, "callback: not available with replicas"),
+    ],
+)
+def test_replica_settings_are_checked(changes, message) -> None:
+    x, y = blobs()
+    arguments = {"x": x, "schedule": Constant(1.0), **changes}
+    with pytest.raises(ConfigError, match=message):
+        fit(_linear_replicas(2), y=y, loss="logistic", max_epochs=2, progress=False, **arguments)

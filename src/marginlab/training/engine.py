@@ -17,8 +17,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,7 +45,7 @@ from marginlab.training.assembly import Assembly, assemble, session_threads
 from marginlab.training.attempt import Attempt, evaluate_split, parameter_norm
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.estimate import epoch_cost
-from marginlab.training.executors import Plain, Speculative
+from marginlab.training.executors import Plain, Speculative, Stacked
 from marginlab.training.progress import Progress
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
 from marginlab.training.stall import StallWatch
@@ -664,6 +664,46 @@ def start_run(
         store.write_json("environment.json", described)
         _start(parts, store, None, progress and store.writable, parallel, callback, trace)
     return store.path
+
+
+def start_runs(
+    paths: Sequence[Path],
+    builds: Sequence[Callable[[], Assembly]],
+    *,
+    data_dir: str | os.PathLike | None = None,
+    files: Sequence[Mapping[str, Callable[[], bytes]]] | None = None,
+    traces: Sequence[list | None] | None = None,
+    batched: bool = False,
+) -> list[Path]:
+    """Train several new runs together (full batch), each into its own directory: the way
+    replicas start (:func:`marginlab.fit` with a list of models, ensembles of configs).
+
+    Every directory is locked and every ``build`` made before anything is written. Each run
+    is an ordinary run (its metrics, checkpoints and ``status.json``); only the attempts are
+    computed together: in one vmapped pass over the stacked parameters when ``batched``
+    (:class:`~marginlab.training.executors.Stacked`), else in turn. ``files`` and ``traces``
+    are per run, as for :func:`start_run`.
+    """
+    paths = [Path(path) for path in paths]
+    for path in paths:
+        _refuse_existing_run(path)
+    stores = [RunStore(path) for path in paths]
+    with ExitStack() as held:
+        for store in stores:  # one writer per run directory, as for a single run
+            held.enter_context(_new_run(store))
+        parts = [build() for build in builds]  # every check before anything is written
+        loops, evaluations = [], []
+        for k, (part, store) in enumerate(zip(parts, stores, strict=True)):
+            for name, content in (files[k] if files else {}).items():
+                store.write_bytes(name, content())
+            store.write_config(part.config.to_dict())
+            store.write_json("environment.json", environment(part.device, data_dir))
+            trace = traces[k] if traces else None
+            loop, evaluation = _open_loop(part, store, None, progress=False, trace=trace)
+            loops.append(loop)
+            evaluations.append(evaluation)
+        _session(loops, evaluations, Stacked if batched else Plain)
+    return paths
 
 
 def resume(

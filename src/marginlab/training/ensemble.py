@@ -20,17 +20,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
+from marginlab.build import resolve_device
 from marginlab.config import ConfigError, RunConfig, apply_overrides, validate
-from marginlab.runs.environment import environment
-from marginlab.runs.store import RunStore
 from marginlab.training.assembly import assemble
-
-# The engine's loop, driven here for several runs at once.
-from marginlab.training.engine import _new_run, _open_loop, _refuse_existing_run, _session
-from marginlab.training.executors import Plain, Stacked
+from marginlab.training.engine import start_runs
 
 
 def replica_configs(
@@ -173,22 +168,7 @@ def train_ensemble(
     if not configs or len(paths) != len(configs):
         raise ConfigError(f"replicas: {len(configs)} configurations but {len(paths)} paths")
     _check_compatible(configs)
-    paths = [Path(p) for p in paths]
-    for path in paths:
-        _refuse_existing_run(path)
-    stores = [RunStore(path) for path in paths]
-    with ExitStack() as held:
-        for store in stores:  # one writer per run directory, as for a single run
-            held.enter_context(_new_run(store))
-        parts = [assemble(config, data_dir) for config in configs]  # checks before writing
-        loops, evaluations = [], []
-        for part, store in zip(parts, stores, strict=True):
-            store.write_config(part.config.to_dict())
-            store.write_json("environment.json", environment(part.device, data_dir))
-            loop, evaluation = _open_loop(part, store, None, progress=False)
-            loops.append(loop)
-            evaluations.append(evaluation)
-        if batched is None:
-            batched = parts[0].device.type != "cpu"
-        _session(loops, evaluations, Stacked if batched else Plain)
-    return paths
+    if batched is None:
+        batched = resolve_device(configs[0].device).type != "cpu"
+    builds = [lambda config=config: assemble(config, data_dir) for config in configs]
+    return start_runs([Path(p) for p in paths], builds, data_dir=data_dir, batched=batched)

@@ -31,19 +31,21 @@ from marginlab.models.declare import declare_homogeneity, measure_homogeneity
 from marginlab.models.describe import describe
 from marginlab.runs.run import Run, load_run
 from marginlab.training.assembly import Assembly
-from marginlab.training.engine import start_run
+from marginlab.training.engine import start_run, start_runs
 from marginlab.training.schedules import Constant, InverseSqrt, LossBased, Normalized, Schedule
 
 DATA_FILE = "data.safetensors"
+# tensors or arrays, or (replicas) a list with one per model
+Tensors = torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]
 
 
 def fit(
-    model: nn.Module,
-    x: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    model: nn.Module | Sequence[nn.Module],
+    x: Tensors,
+    y: Tensors,
     *,
     loss: str = "cross_entropy",
-    schedule: Schedule | None = None,
+    schedule: Schedule | Sequence[Schedule] | None = None,
     target_loss: float | str | None = None,
     max_epochs: int = 10_000,
     batch_size: int | None = None,
@@ -62,7 +64,8 @@ def fit(
     trace: bool = False,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-) -> Run:
+    batched: bool | None = None,
+) -> Run | list[Run]:
     """Train ``model`` on ``(x, y)`` far past float64's range and measure its margins.
 
     Parameters
@@ -73,12 +76,15 @@ def fit(
         homogeneity order; any other module's order and layer degrees are measured on a few
         training samples (:func:`marginlab.models.check_homogeneity`), and a module that is
         not homogeneous trains with the order-dependent quantities null.
+        A list of modules trains them as replicas (below).
     x, y : tensor or array
         Inputs ``(N, ...)`` and class indices ``(N,)`` (``0``/``1`` for a one-output model).
+        With replicas, one pair for all or a list with one per replica.
     loss : {"cross_entropy", "logistic", "exponential"}
     schedule : schedule, optional
         ``LossBased()`` (default), ``Constant(lr)``, ``Normalized(alpha)``,
-        ``InverseSqrt(lr)``, or an object of your own with the same three methods.
+        ``InverseSqrt(lr)``, or an object of your own with the same three methods. With
+        replicas, one for all or a list with one per replica (e.g. a step size each).
     target_loss : float or str, optional
         Stop once the mean training loss is below it. Levels below float64 are written as
         text: ``"1e-400"`` (the float ``1e-400`` is 0).
@@ -112,12 +118,22 @@ def fit(
         log), ``q_min`` (smallest margin) and ``norm`` (``||theta||``, trainable parameters)
         as ``run.trace``, a DataFrame: the whole trajectory at the cost of one norm per step,
         where the metrics rows come every ``log_every`` epochs.
+    batched : bool, optional
+        Replicas only (full batch, one architecture): compute every replica's step in one
+        vmapped pass over their stacked parameters (``torch.func``) rather than in turn.
+        Default: on a GPU. On a CPU it pays for small models (many replicas of a few
+        thousand weights); each replica's run is the same either way, to rounding.
 
     Returns
     -------
-    Run
+    Run or list of Run
         ``run.metrics`` (a DataFrame, as ``metrics.jsonl``), ``run.model`` (the trained
-        module), ``run.load_model(level)`` for a checkpoint, ``run.path``.
+        module), ``run.load_model(level)`` for a checkpoint, ``run.path``. With replicas,
+        one run each, in order; ``out`` then holds them as ``out/<name>-<k>``.
+
+    Replicas are independent runs trained together: each has its own data (or the shared
+    data), schedule, stopping rule and run directory, exactly as if trained alone, and
+    ends when its own rule says so.
 
     Examples
     --------
@@ -132,7 +148,164 @@ def fit(
     ...           progress=False)
     >>> bool(run.metrics["log10_loss_mean"].iloc[-1] < -50), run.model is net
     (True, True)
+
+    Three step sizes at once, as replicas of one linear model:
+
+    >>> nets = [torch.nn.Linear(2, 1, bias=False).double() for _ in range(3)]
+    >>> runs = fit(nets, x, y, loss="logistic", schedule=[Constant(e) for e in (1, 2, 4)],
+    ...            max_epochs=50, progress=False, batched=True)
+    >>> [int(run.metrics["epoch"].iloc[-1]) for run in runs]
+    [50, 50, 50]
     """
+    if not isinstance(model, nn.Module):
+        return _fit_replicas(
+            list(model), x, y, loss=loss, schedule=schedule, target_loss=target_loss,
+            max_epochs=max_epochs, batch_size=batch_size, x_test=x_test, y_test=y_test,
+            observers=observers, callback=callback, seed=seed, out=out, log_every=log_every,
+            checkpoint_decades=checkpoint_decades, chunk_size=chunk_size, threads=threads,
+            name=name, trace=trace, device=device, dtype=dtype, batched=batched,
+        )  # fmt: skip
+    parts = _assemble(
+        model, x, y, x_test, y_test, loss=loss, schedule=schedule, target_loss=target_loss,
+        max_epochs=max_epochs, batch_size=batch_size, observers=observers, seed=seed,
+        log_every=log_every, checkpoint_decades=checkpoint_decades, chunk_size=chunk_size,
+        threads=threads, name=name, device=device, dtype=dtype,
+    )  # fmt: skip
+    path, temporary = _run_dir(out, name)
+    rows: list | None = [] if trace else None
+    try:
+        start_run(
+            path,
+            lambda: parts,
+            progress=progress,
+            callback=callback,
+            files={DATA_FILE: lambda: _data_file(parts)},
+            trace=rows,
+        )
+    except BaseException:
+        if temporary:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    run = _finished_run(path, parts, rows)
+    if temporary:
+        weakref.finalize(run, shutil.rmtree, path.parent, True)
+    return run
+
+
+def _fit_replicas(
+    models: list[nn.Module],
+    x: Tensors,
+    y: Tensors,
+    *,
+    schedule: Schedule | Sequence[Schedule] | None,
+    x_test: Tensors | None,
+    y_test: Tensors | None,
+    callback: Callable[[dict], object] | None,
+    out: str | os.PathLike | None,
+    name: str,
+    trace: bool,
+    batched: bool | None,
+    **settings: object,
+) -> list[Run]:
+    """:func:`fit` of several models as replicas (see there)."""
+    count = len(models)
+    if count == 0:
+        raise ConfigError("model: an empty list of models; give a module or a list of them")
+    if callback is not None:
+        raise ConfigError("callback: not available with replicas; fit each model alone")
+    per = {
+        "x": _per_replica(x, count, "x"),
+        "y": _per_replica(y, count, "y"),
+        "x_test": _per_replica(x_test, count, "x_test"),
+        "y_test": _per_replica(y_test, count, "y_test"),
+        "schedule": _per_replica(schedule, count, "schedule"),
+    }
+    parts = [
+        _assemble(
+            model,
+            per["x"][k],
+            per["y"][k],
+            per["x_test"][k],
+            per["y_test"][k],
+            schedule=per["schedule"][k],
+            name=f"{name}-{k}",
+            **settings,
+        )  # fmt: skip
+        for k, model in enumerate(models)
+    ]
+    if parts[0].config.train.batch_size is not None:
+        raise ConfigError("batch_size: replicas train full-batch; leave it None")
+    if batched is None:
+        batched = parts[0].device.type != "cpu"
+    temporary = out is None
+    root = Path(tempfile.mkdtemp(prefix="marginlab-") if temporary else out)
+    paths = [root / f"{name}-{k}" for k in range(count)]
+    rows = [[] if trace else None for _ in range(count)]
+    try:
+        start_runs(
+            paths,
+            [lambda part=part: part for part in parts],
+            files=[{DATA_FILE: lambda part=part: _data_file(part)} for part in parts],
+            traces=rows,
+            batched=batched,
+        )
+    except BaseException:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    runs = [_finished_run(*done) for done in zip(paths, parts, rows, strict=True)]
+    if temporary:
+        _TemporaryRoot(root, runs)
+    return runs
+
+
+class _TemporaryRoot:
+    """The temporary directory of in-memory replicas, removed once none of their runs is
+    referenced any more (each run holds this object)."""
+
+    def __init__(self, path: Path, runs: list[Run]) -> None:
+        for run in runs:
+            run.replicas_directory = self  # type: ignore[attr-defined]
+        weakref.finalize(self, shutil.rmtree, path, True)
+
+
+def _per_replica(value: object, count: int, what: str) -> list:
+    """``value`` for each of ``count`` replicas: a list of that length, or one shared value."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ConfigError(
+                f"{what}: a list of {len(value)} for {count} models; give one per model, "
+                "or a single value that every replica shares"
+            )
+        return list(value)
+    return [value] * count
+
+
+def _assemble(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    x_test: torch.Tensor | np.ndarray | None,
+    y_test: torch.Tensor | np.ndarray | None,
+    *,
+    loss: str,
+    schedule: Schedule | None,
+    target_loss: float | str | None,
+    max_epochs: int,
+    batch_size: int | None,
+    observers: Sequence[str | dict],
+    seed: int,
+    log_every: int,
+    checkpoint_decades: float,
+    chunk_size: int,
+    threads: int | None,
+    name: str,
+    device: str | torch.device | None,
+    dtype: str | torch.dtype | None,
+) -> Assembly:
+    """The engine's pieces for one run of ``model`` on the tensors, all validated."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     parameter = next(model.parameters(), None)
     if parameter is None:
         raise ConfigError("model: the module has no parameters to train")
@@ -182,24 +355,22 @@ def fit(
             f"batch_size: {batch_size} is larger than the training set ({data.n_train} "
             "samples); use at most that, or None for full-batch gradient descent"
         )
-    parts = Assembly(config, device, data, model, get_loss(loss), schedule)
-    path, temporary = _run_dir(out, name)
-    tensors = {DATA_FILE: lambda: file_bytes(data.x_train, data.y_train, data.x_test, data.y_test)}
-    rows: list | None = [] if trace else None
-    try:
-        start_run(
-            path, lambda: parts, progress=progress, callback=callback, files=tensors, trace=rows
-        )
-    except BaseException:
-        if temporary:
-            shutil.rmtree(path.parent, ignore_errors=True)
-        raise
-    run = load_run(path, model=None if description["kind"] != "module" else model)
+    return Assembly(config, device, data, model, get_loss(loss), schedule)
+
+
+def _data_file(parts: Assembly) -> bytes:
+    data = parts.data
+    return file_bytes(data.x_train, data.y_train, data.x_test, data.y_test)
+
+
+def _finished_run(path: Path, parts: Assembly, rows: list | None) -> Run:
+    """The run of a finished fit, holding its trained module (and trace)."""
+    model = parts.model
+    own = parts.config.model["kind"] == "module"  # a module the run directory cannot rebuild
+    run = load_run(path, model=model if own else None)
     run.model = model
     if rows is not None:
         run.trace = pd.DataFrame(rows, columns=["epoch", "log_loss_mean", "q_min", "norm"])
-    if temporary:
-        weakref.finalize(run, shutil.rmtree, path.parent, True)
     return run
 
 
