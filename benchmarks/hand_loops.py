@@ -18,8 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch.func import functional_call, vmap
 
 from marginlab.experiments.papers.chizat_bach import PAPER_STEPSIZE, step_sizes
+from marginlab.losses import get_loss
+from marginlab.measure.references.vardi import Construction
 from marginlab.models.two_layer import TwoLayer
 
 
@@ -74,3 +77,71 @@ def chizat_bach_loop(
             beta = torch.clamp(norm / math.sqrt(width), min=1.0)
             b += (beta * eta)[:, None] * grad_b
     return a, b, margins
+
+
+LOGISTIC = get_loss("logistic")
+
+
+def vardi_loop(
+    item: Construction,
+    theta0: torch.Tensor,
+    *,
+    plain_steps: int = 500,
+    log_steps: int = 2000,
+    lr: float = 0.2,
+    eta: float = 0.05,
+    decay: float = 100.0,
+) -> torch.Tensor:
+    """Gradient descent from each row of ``theta0`` on the construction's data.
+
+    Phase 1: ``plain_steps`` of ``theta -= lr * grad L`` (mean logistic loss). Phase 2:
+    ``log_steps`` of ``theta -= eta_k ||theta|| g / ||g||`` with ``g = grad log L`` and
+    ``eta_k = eta / (1 + k / decay)``: the same descent direction as gradient flow, at a
+    relative step that shrinks so the direction settles instead of oscillating between the
+    active constraints.
+
+    Parameters
+    ----------
+    item : Construction
+        Gives the model (its architecture) and the data.
+    theta0 : torch.Tensor
+        ``(S, P)`` initial parameters, one row per seed.
+    plain_steps, log_steps, lr, eta, decay
+        The schedule above.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(S, P)`` final parameters.
+    """
+    named = list(item.model.named_parameters())
+    names = [n for n, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    sign = 2.0 * item.y.double() - 1.0
+
+    def log_loss(theta: torch.Tensor) -> torch.Tensor:
+        params = {
+            n: p.reshape(s)
+            for n, p, s in zip(names, torch.split(theta, sizes), shapes, strict=True)
+        }
+        q = sign * functional_call(item.model, params, (item.x,)).reshape(-1)
+        return torch.logsumexp(LOGISTIC.log_per_sample(q[:, None]), 0) - math.log(len(q))
+
+    batched = vmap(log_loss)
+    theta = theta0.detach().double().clone()
+    for k in range(plain_steps + log_steps):
+        leaf = theta.clone().requires_grad_(True)
+        log_l = batched(leaf)
+        if k < plain_steps:
+            # seeds are independent, so the gradient of the sum is each seed's own gradient
+            (grad,) = torch.autograd.grad(log_l.exp().sum(), leaf)
+            theta = theta - lr * grad
+        else:
+            (grad,) = torch.autograd.grad(log_l.sum(), leaf)
+            step = eta / (1.0 + (k - plain_steps) / decay)
+            length = grad.norm(dim=1, keepdim=True)
+            # a seed with no gradient (every unit dead) stays where it is
+            move = torch.where(length > 0, grad / length.clamp(min=1e-300), torch.zeros_like(grad))
+            theta = theta - step * theta.norm(dim=1, keepdim=True) * move
+    return theta.detach()

@@ -69,6 +69,7 @@ class LogConfig:
     every: int = 10
     checkpoint_every: int | None = None
     checkpoint_decades: float = 5.0
+    row_decades: float = 1.0
     tensorboard: bool = False
     observers: list[ObserverConfig] = field(default_factory=list)
 
@@ -128,9 +129,10 @@ KEY_HELP = {
     "smoothed margin",
     "train.speculate": "loss_based with minibatches on a CPU: run retries ahead in a second "
     "process (same trajectory, two cores)",
-    "log.every": "log a metrics row every this many epochs (and at every new loss decade)",
+    "log.every": "log a metrics row every this many epochs (and at new loss levels: row_decades)",
     "log.checkpoint_every": "save the latest weights every this many epochs (null: log.every)",
     "log.checkpoint_decades": "keep the first checkpoint below 1e-k, 1e-2k, ... for k this",
+    "log.row_decades": "also log a row at the first epoch below 1e-k, 1e-2k, ... for k this",
     "log.tensorboard": "also write the metrics as TensorBoard scalars",
     "log.observers": "costly measurements and their period, e.g. [{name: alignment, every: 100}]",
     "log.observers.name": "the observer (see marginlab.measure.observers.OBSERVERS)",
@@ -210,6 +212,7 @@ POSITIVE = {
     "log.every",
     "log.checkpoint_every",
     "log.checkpoint_decades",
+    "log.row_decades",
 }
 ABOVE_ONE = {"train.alpha_up", "train.alpha_down", "train.loss_ub"}
 NON_NEGATIVE = {"seed", "train.max_epochs"}

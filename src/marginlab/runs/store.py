@@ -322,8 +322,11 @@ class RunStore:
 
     writable = True
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, durable: bool = True) -> None:
         self.path = Path(path)
+        # False for a directory that lives only as long as its process (fit's in-memory
+        # runs): its checkpoints skip the flush to disk that makes them survive a crash.
+        self.durable = durable
 
     # the writer's lock ---------------------------------------------------------------------
     @contextmanager
@@ -456,7 +459,7 @@ class RunStore:
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Write a file of the run (e.g. the tensors it trains on), atomically and synced."""
         path = self.path / name
-        _replace(path, data, sync=True)
+        _replace(path, data, sync=self.durable)
         return path
 
     # metrics -----------------------------------------------------------------------------
@@ -507,7 +510,8 @@ class RunStore:
         metadata = {"format": CHECKPOINT_FORMAT, "state": state_text, "sha256": digest}
         with _writing(self.path / "checkpoints"):
             (self.path / "checkpoints").mkdir(exist_ok=True)
-        _replace(self._checkpoint_path(file_name), save_safetensors(payload, metadata), sync=True)
+        content = save_safetensors(payload, metadata)
+        _replace(self._checkpoint_path(file_name), content, sync=self.durable)
         return digest
 
     def record_checkpoint(self, entry: dict) -> None:
@@ -738,7 +742,7 @@ class RunStore:
         _replace(self.path / name, b"".join(_line(r) for r in rows))
 
     def _make_latest(self, path: Path) -> None:
-        _replace(self.path / "checkpoints" / LATEST, path.read_bytes(), sync=True)
+        _replace(self.path / "checkpoints" / LATEST, path.read_bytes(), sync=self.durable)
 
 
 class ReadOnlyStore(RunStore):

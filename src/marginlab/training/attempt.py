@@ -73,13 +73,24 @@ def parameter_norm(params: list[torch.Tensor]) -> float:
 
 
 def log_step_factor(
-    schedule: Schedule, state: ScheduleState, log_batch_loss: float, params: list[torch.Tensor]
+    schedule: Schedule,
+    state: ScheduleState,
+    log_batch_loss: float,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    norms: tuple[float, float] | None = None,
 ) -> float | None:
     """The schedule's ``log(eta * L_B)``; a schedule whose ``uses_norm`` is true also gets
-    the norm of the weights the step starts from (``norm=``)."""
+    the norm of the weights the step starts from (``norm=``), and one whose
+    ``uses_gradient_norm`` is true the norm of ``grad log L_B`` (``gradient_norm=``).
+    ``norms``, when given, are those two norms already computed (replicas compute them
+    together)."""
+    wanted = {}
     if getattr(schedule, "uses_norm", False):
-        return schedule.log_step_factor(state, log_batch_loss, norm=parameter_norm(params))
-    return schedule.log_step_factor(state, log_batch_loss)
+        wanted["norm"] = parameter_norm(params) if norms is None else norms[0]
+    if getattr(schedule, "uses_gradient_norm", False):
+        wanted["gradient_norm"] = parameter_norm(grads) if norms is None else norms[1]
+    return schedule.log_step_factor(state, log_batch_loss, **wanted)
 
 
 def evaluate_split(
@@ -166,7 +177,7 @@ def run_attempt(
             log_batch_loss, grads = log_loss_and_grad(
                 parts.model, params, shuffled_x[rows], shuffled_y[rows], parts.loss, chunk
             )
-        log_factor = log_step_factor(parts.schedule, schedule, log_batch_loss, params)
+        log_factor = log_step_factor(parts.schedule, schedule, log_batch_loss, params, grads)
         if log_factor is None:
             steps = 0
             break

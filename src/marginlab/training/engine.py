@@ -193,7 +193,8 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
     """Log metrics and write checkpoints for the epoch that was just accepted."""
     state, log_cfg = loop.state, loop.parts.config.log
     log10_loss = evaluation.log_loss_mean / LN10
-    decade = math.floor(log10_loss)
+    # the loss level in units of row_decades (state.logged_decade keeps the last one logged)
+    decade = math.floor(log10_loss / log_cfg.row_decades)
     new_decade = state.logged_decade is None or decade < state.logged_decade
     due = final or new_decade or state.epoch % log_cfg.every == 0
     if due and state.logged_epoch != state.epoch:
@@ -553,10 +554,12 @@ def _distribute(parts: Assembly) -> DataParallel | None:
     return parallel
 
 
-def _store(path: Path) -> RunStore:
+def _store(path: Path, durable: bool = True) -> RunStore:
     """Rank 0 (or the only process) writes the run directory; the other ranks of a
     ``torchrun`` launch only read it."""
-    return RunStore(path) if os.environ.get("RANK", "0") == "0" else ReadOnlyStore(path)
+    if os.environ.get("RANK", "0") == "0":
+        return RunStore(path, durable)
+    return ReadOnlyStore(path)
 
 
 @contextmanager
@@ -640,6 +643,7 @@ def start_run(
     callback: Callable[[dict], object] | None = None,
     files: Mapping[str, Callable[[], bytes]] | None = None,
     trace: list | None = None,
+    durable: bool = True,
 ) -> Path:
     """Train a new run into ``path``: the one way every run starts (:func:`train` from a
     config, :func:`marginlab.fit` from a module and tensors).
@@ -647,10 +651,11 @@ def start_run(
     ``build`` makes the run's pieces once the directory is locked (every check happens
     before anything is written); ``files`` are written into the directory first (the
     tensors of a run of your own data); ``callback`` sees each logged metrics row;
-    ``trace``, a list, receives ``(epoch, log L, q_min, ||theta||)`` of every accepted epoch.
+    ``trace``, a list, receives ``(epoch, log L, q_min, ||theta||)`` of every accepted epoch;
+    ``durable=False`` (a temporary directory) skips flushing checkpoints to disk.
     """
     _refuse_existing_run(path)
-    store = _store(path)
+    store = _store(path, durable)
     # The lock comes first, so that a second writer is refused before any work.
     with _new_run(store):
         parts = build()
@@ -674,6 +679,7 @@ def start_runs(
     files: Sequence[Mapping[str, Callable[[], bytes]]] | None = None,
     traces: Sequence[list | None] | None = None,
     batched: bool = False,
+    durable: bool = True,
 ) -> list[Path]:
     """Train several new runs together (full batch), each into its own directory: the way
     replicas start (:func:`marginlab.fit` with a list of models, ensembles of configs).
@@ -682,12 +688,12 @@ def start_runs(
     is an ordinary run (its metrics, checkpoints and ``status.json``); only the attempts are
     computed together: in one vmapped pass over the stacked parameters when ``batched``
     (:class:`~marginlab.training.executors.Stacked`), else in turn. ``files`` and ``traces``
-    are per run, as for :func:`start_run`.
+    are per run, and ``durable`` as for :func:`start_run`.
     """
     paths = [Path(path) for path in paths]
     for path in paths:
         _refuse_existing_run(path)
-    stores = [RunStore(path) for path in paths]
+    stores = [RunStore(path, durable) for path in paths]
     with ExitStack() as held:
         for store in stores:  # one writer per run directory, as for a single run
             held.enter_context(_new_run(store))

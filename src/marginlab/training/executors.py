@@ -158,11 +158,17 @@ class Stacked:
         self._adopt_accepted()
         count = len(self.loops)
         scale = torch.zeros(count, dtype=torch.float64)
+        norms = self._norms()
         attempts = {}
         for k in going:
             loop = self.loops[k]
             log_factor = log_step_factor(
-                loop.parts.schedule, loop.state.schedule, self.log_loss[k], loop.params
+                loop.parts.schedule,
+                loop.state.schedule,
+                self.log_loss[k],
+                loop.params,
+                [],
+                norms=None if norms is None else norms[k],
             )
             if log_factor is None:
                 attempts[k] = Attempt(False, -math.inf, None, 0, None)
@@ -183,6 +189,23 @@ class Stacked:
             if attempt.completed:
                 attempt.evaluation = evaluations[k]
         return attempts
+
+    def _norms(self) -> list[tuple[float, float]] | None:
+        """Every replica's ``(||theta||, ||grad log L||)`` in one pass, for schedules that
+        read them (None when none does)."""
+        schedules = [loop.parts.schedule for loop in self.loops]
+        if not any(
+            getattr(s, "uses_norm", False) or getattr(s, "uses_gradient_norm", False)
+            for s in schedules
+        ):
+            return None
+        with torch.no_grad():
+            squares = [
+                sum(t.flatten(1).double().pow(2).sum(1) for t in stack.values())
+                for stack in (self.params, self.grads)
+            ]
+            pairs = torch.stack(squares, dim=1).sqrt()
+        return [tuple(pair) for pair in pairs.tolist()]
 
     def _adopt_accepted(self) -> None:
         """The replicas whose last attempt was accepted start from its gradient."""

@@ -57,6 +57,7 @@ def fit(
     out: str | os.PathLike | None = None,
     log_every: int = 10,
     checkpoint_decades: float = 5.0,
+    row_decades: float = 1.0,
     chunk_size: int = 4096,
     threads: int | None = None,
     progress: bool = True,
@@ -103,9 +104,11 @@ def fit(
         Seeds the minibatch shuffles.
     out : path, optional
         Run directory to write; default a temporary one removed with the returned run.
-    log_every, checkpoint_decades, chunk_size, threads
-        As ``log.every``, ``log.checkpoint_decades``, ``train.chunk_size`` and ``threads`` of
-        a configuration (``threads`` None: one thread for small steps).
+    log_every, checkpoint_decades, row_decades, chunk_size, threads
+        As ``log.every``, ``log.checkpoint_decades``, ``log.row_decades``,
+        ``train.chunk_size`` and ``threads`` of a configuration (``threads`` None: one
+        thread for small steps). A run whose loss falls decades per epoch and that needs
+        only its end sets both ``*_decades`` high.
     progress : bool
         Show the progress line and the final summary.
     name : str
@@ -162,14 +165,15 @@ def fit(
             list(model), x, y, loss=loss, schedule=schedule, target_loss=target_loss,
             max_epochs=max_epochs, batch_size=batch_size, x_test=x_test, y_test=y_test,
             observers=observers, callback=callback, seed=seed, out=out, log_every=log_every,
-            checkpoint_decades=checkpoint_decades, chunk_size=chunk_size, threads=threads,
-            name=name, trace=trace, device=device, dtype=dtype, batched=batched,
+            checkpoint_decades=checkpoint_decades, row_decades=row_decades,
+            chunk_size=chunk_size, threads=threads, name=name, trace=trace, device=device,
+            dtype=dtype, batched=batched,
         )  # fmt: skip
     parts = _assemble(
         model, x, y, x_test, y_test, loss=loss, schedule=schedule, target_loss=target_loss,
         max_epochs=max_epochs, batch_size=batch_size, observers=observers, seed=seed,
-        log_every=log_every, checkpoint_decades=checkpoint_decades, chunk_size=chunk_size,
-        threads=threads, name=name, device=device, dtype=dtype,
+        log_every=log_every, checkpoint_decades=checkpoint_decades, row_decades=row_decades,
+        chunk_size=chunk_size, threads=threads, name=name, device=device, dtype=dtype,
     )  # fmt: skip
     path, temporary = _run_dir(out, name)
     rows: list | None = [] if trace else None
@@ -181,6 +185,7 @@ def fit(
             callback=callback,
             files={DATA_FILE: lambda: _data_file(parts)},
             trace=rows,
+            durable=not temporary,
         )
     except BaseException:
         if temporary:
@@ -248,6 +253,7 @@ def _fit_replicas(
             files=[{DATA_FILE: lambda part=part: _data_file(part)} for part in parts],
             traces=rows,
             batched=batched,
+            durable=not temporary,
         )
     except BaseException:
         if temporary:
@@ -297,6 +303,7 @@ def _assemble(
     seed: int,
     log_every: int,
     checkpoint_decades: float,
+    row_decades: float,
     chunk_size: int,
     threads: int | None,
     name: str,
@@ -346,6 +353,7 @@ def _assemble(
             "log": {
                 "every": log_every,
                 "checkpoint_decades": checkpoint_decades,
+                "row_decades": row_decades,
                 "observers": [o if isinstance(o, dict) else {"name": o} for o in observers],
             },
         }

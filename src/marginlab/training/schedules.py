@@ -15,6 +15,8 @@ A schedule is a small immutable object with three methods (in the spirit of opta
 
 A schedule whose step depends on the weights sets ``uses_norm = True``; its
 ``log_step_factor`` is then called with ``norm=||theta||`` (trainable parameters) as well.
+One that sets ``uses_gradient_norm = True`` gets ``gradient_norm=||grad log L_B||`` (a
+normalized-gradient step, ``theta -= c * g / ||g||``, is ``log(c) - log(gradient_norm)``).
 """
 
 from __future__ import annotations

@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
-from torch.func import functional_call, vmap
+from torch.nn.utils import parameters_to_vector
 
 from marginlab.experiments.claims import ClaimSpec, Judgement
 from marginlab.experiments.study import Study
-from marginlab.losses import get_loss
 from marginlab.measure.kkt import Certificate, kkt_certificates
 from marginlab.measure.margins import normalized_margin
 from marginlab.measure.references.local_probe import local_probe
@@ -48,6 +48,8 @@ from marginlab.measure.references.nonconvex import nonconvex_max_margin
 from marginlab.measure.references.per_layer import per_layer_optimality
 from marginlab.measure.references.vardi import CONSTRUCTIONS, Construction, construction, verify
 from marginlab.measure.trajectory import binomial_interval, excess_frequency
+from marginlab.training.fit import fit
+from marginlab.training.schedules import ScheduleState, TrainingStopped
 
 NOT_SEPARATED = "not separated"
 NOT_KKT = "not a KKT point"
@@ -70,12 +72,68 @@ STATED_INITS = {
 }
 # where gradient descent from the stated initialization ends, as the probe classifies it
 STATED_ENDS = {"V1": IMPROVABLE, "V4": IMPROVABLE, "V5": UNIMPROVABLE}
-LOGISTIC = get_loss("logistic")
 # data sets with KKT points that are not local optima, and controls where every KKT point
 # gradient descent reaches is local (V2: every KKT point global; V5: nonzero inputs; V6:
 # fully connected linear)
 NOT_LOCAL_SETS = ("V1", "V3", "V4")
 CONTROL_SETS = ("V2", "V5", "V6-L2")
+
+
+@dataclass(frozen=True)
+class PlainThenNormalized:
+    """The schedule of :func:`batched_gd`, a schedule object of the engine.
+
+    Epochs ``k < plain_steps``: ``theta -= lr * grad L`` (mean logistic loss). Then
+    ``theta -= eta_k ||theta|| g / ||g||`` with ``g = grad log L`` and
+    ``eta_k = eta / (1 + (k - plain_steps) / decay)``: the descent direction of gradient
+    flow, at a relative step that shrinks so the direction settles instead of oscillating
+    between the active constraints. A run with no gradient (every unit dead) stays where it
+    is.
+
+    Examples
+    --------
+    >>> schedule = PlainThenNormalized(plain_steps=1, lr=0.2, eta=0.05, decay=100.0)
+    >>> state = schedule.init(-1.0)
+    >>> round(schedule.log_step_factor(state, -1.0, norm=2.0, gradient_norm=4.0), 6)
+    -2.609438
+    >>> _, state = schedule.end_epoch(state, -1.5, True)
+    >>> round(math.exp(schedule.log_step_factor(state, -1.5, norm=2.0, gradient_norm=4.0)), 6)
+    0.025
+    """
+
+    plain_steps: int
+    lr: float
+    eta: float
+    decay: float
+    rolls_back: ClassVar[bool] = False
+    uses_norm: ClassVar[bool] = True
+    uses_gradient_norm: ClassVar[bool] = True
+
+    def init(self, log_loss: float) -> ScheduleState:
+        return ScheduleState(alpha=self.lr, log_frame=log_loss)
+
+    def log_step_factor(
+        self, state: ScheduleState, log_batch_loss: float, norm: float, gradient_norm: float
+    ) -> float | None:
+        if not math.isfinite(log_batch_loss):
+            return None
+        if state.epochs < self.plain_steps:
+            return math.log(self.lr) + log_batch_loss
+        if norm == 0.0 or gradient_norm == 0.0:
+            return -math.inf
+        step = self.eta / (1.0 + (state.epochs - self.plain_steps) / self.decay)
+        return math.log(step * norm / gradient_norm)
+
+    def end_epoch(
+        self,
+        state: ScheduleState,
+        log_loss: float,
+        completed: bool,
+        smoothed_margin: float | None = None,
+    ) -> tuple[bool, ScheduleState]:
+        if not completed or not math.isfinite(log_loss):
+            raise TrainingStopped("gradient descent diverged (the loss became nan or inf)")
+        return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
 
 
 def batched_gd(
@@ -88,13 +146,8 @@ def batched_gd(
     eta: float = 0.05,
     decay: float = 100.0,
 ) -> torch.Tensor:
-    """Gradient descent from each row of ``theta0`` on the construction's data.
-
-    Phase 1: ``plain_steps`` of ``theta -= lr * grad L`` (mean logistic loss). Phase 2:
-    ``log_steps`` of ``theta -= eta_k ||theta|| g / ||g||`` with ``g = grad log L`` and
-    ``eta_k = eta / (1 + k / decay)``: the same descent direction as gradient flow, at a
-    relative step that shrinks so the direction settles instead of oscillating between the
-    active constraints.
+    """Gradient descent from each row of ``theta0`` on the construction's data, under
+    :class:`PlainThenNormalized`: every row is a replica of one :func:`marginlab.fit`.
 
     Parameters
     ----------
@@ -103,7 +156,7 @@ def batched_gd(
     theta0 : torch.Tensor
         ``(S, P)`` initial parameters, one row per seed.
     plain_steps, log_steps, lr, eta, decay
-        The schedule above.
+        The schedule (:class:`PlainThenNormalized`); ``plain_steps + log_steps`` epochs.
 
     Returns
     -------
@@ -117,37 +170,24 @@ def batched_gd(
     >>> round(normalized_margin(c.model_at(theta[0]), c.x, c.y), 6)
     0.5
     """
-    named = list(item.model.named_parameters())
-    names = [n for n, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    sign = 2.0 * item.y.double() - 1.0
-
-    def log_loss(theta: torch.Tensor) -> torch.Tensor:
-        params = {
-            n: p.reshape(s)
-            for n, p, s in zip(names, torch.split(theta, sizes), shapes, strict=True)
-        }
-        q = sign * functional_call(item.model, params, (item.x,)).reshape(-1)
-        return torch.logsumexp(LOGISTIC.log_per_sample(q[:, None]), 0) - math.log(len(q))
-
-    batched = vmap(log_loss)
-    theta = theta0.detach().double().clone()
-    for k in range(plain_steps + log_steps):
-        leaf = theta.clone().requires_grad_(True)
-        log_l = batched(leaf)
-        if k < plain_steps:
-            # seeds are independent, so the gradient of the sum is each seed's own gradient
-            (grad,) = torch.autograd.grad(log_l.exp().sum(), leaf)
-            theta = theta - lr * grad
-        else:
-            (grad,) = torch.autograd.grad(log_l.sum(), leaf)
-            step = eta / (1.0 + (k - plain_steps) / decay)
-            length = grad.norm(dim=1, keepdim=True)
-            # a seed with no gradient (every unit dead) stays where it is
-            move = torch.where(length > 0, grad / length.clamp(min=1e-300), torch.zeros_like(grad))
-            theta = theta - step * theta.norm(dim=1, keepdim=True) * move
-    return theta.detach()
+    epochs = plain_steps + log_steps
+    models = [item.model_at(theta) for theta in theta0.detach().double()]
+    fit(
+        models,
+        item.x,
+        item.y,
+        loss="logistic",
+        schedule=PlainThenNormalized(plain_steps, lr, eta, decay),
+        max_epochs=epochs,
+        log_every=epochs,
+        threads=1,
+        progress=False,
+        batched=True,
+        name=f"vardi-{item.name}",
+        checkpoint_decades=1e9,
+        row_decades=1e9,
+    )
+    return torch.stack([parameters_to_vector(model.parameters()).detach() for model in models])
 
 
 @dataclass(frozen=True)
