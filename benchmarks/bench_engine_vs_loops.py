@@ -11,6 +11,9 @@ loop (the target is at most 1.25).
 
 - ``chizat-bach``: both layers of a width-1000 two-layer ReLU net on the clusters data
   (``n = 256``, ``d = 15``), the reference step, one replica, float32 and float64.
+- ``vardi``: the two-phase gradient descent of Vardi et al. (plain steps, then normalized
+  ones) on construction V4's network from 64 random initializations at once (the
+  reproduction runs 256 at ci), and from one.
 - ``soudry``: logistic regression (5 inputs, 50 points of the ``gaussians-linear`` data) by
   constant-step gradient descent from 0, whose every step is recorded (``fit(trace=True)``),
   against the reproduction's NumPy loop (:func:`~marginlab.experiments.papers.soudry.logistic_gd`,
@@ -35,11 +38,13 @@ import time
 from collections.abc import Callable
 
 import torch
-from hand_loops import chizat_bach_loop
+from hand_loops import chizat_bach_loop, vardi_loop
 
 from marginlab.data import load_dataset
 from marginlab.experiments.papers.chizat_bach import train_twonet
 from marginlab.experiments.papers.soudry import logistic_gd
+from marginlab.experiments.papers.vardi import batched_gd, random_inits
+from marginlab.measure.references.vardi import construction
 from marginlab.training.fit import fit
 from marginlab.training.schedules import Constant
 
@@ -105,6 +110,22 @@ def soudry_timers(n: int = 50, lr: float = 1.0) -> dict[str, Timer]:
     }
 
 
+def vardi_timers(name: str = "V4", seeds: int = 64) -> dict[str, Timer]:
+    """Vardi et al.'s gradient descent from ``seeds`` random initializations of a
+    construction's network, all seeds together: the engine's replicas against the old loop.
+    The time per step is per step of all seeds."""
+    item = construction(name)
+    theta0 = random_inits(name, seeds, seed=0)
+
+    def schedule(steps: int) -> dict[str, int]:
+        return {"plain_steps": steps // 2, "log_steps": steps - steps // 2}
+
+    return {
+        "engine": lambda steps: _seconds(lambda: batched_gd(item, theta0, **schedule(steps))),
+        "loop": lambda steps: _seconds(lambda: vardi_loop(item, theta0, **schedule(steps))),
+    }
+
+
 def per_step_ms(timer: Timer, iters: int) -> float:
     """Milliseconds per step: the slope between ``iters`` steps and a tenth of them."""
     short = max(iters // 10, 1)
@@ -123,6 +144,8 @@ def main() -> None:
         for name, dtype in (("float32", torch.float32), ("float64", torch.float64))
     }
     cases["soudry n=50 d=5"] = soudry_timers()
+    cases["vardi V4, 64 seeds"] = vardi_timers("V4", 64)
+    cases["vardi V4, 1 seed"] = vardi_timers("V4", 1)
     samples = {case: {side: [] for side in timers} for case, timers in cases.items()}
     for _ in range(args.rounds):
         for case, timers in cases.items():

@@ -56,6 +56,16 @@ def test_multiclass_log_loss_matches_mpmath(name):
         _check(ours, _reference(name, margins))
 
 
+@pytest.mark.parametrize("tracked", [False, True])
+def test_log_softplus_matches_mpmath_with_and_without_a_gradient(tracked):
+    # two formulas: one that keeps autograd finite, a shorter one where no gradient is taken
+    z = torch.tensor(-MARGINS, dtype=torch.float64, requires_grad=tracked)
+    ours = log_softplus(z)
+    assert ours.requires_grad == tracked
+    for zi, value in zip(z.tolist(), ours.tolist(), strict=True):
+        _check(value, mpmath.log(mpmath.log1p(mpmath.exp(mpmath.mpf(zi)))))
+
+
 def test_log_softplus_gradient_is_exact_and_finite():
     z = torch.tensor(-MARGINS, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(log_softplus(z).sum(), z)

@@ -16,6 +16,8 @@ LN10 = math.log(10.0)
 # Below this, exp(z) < 2e-9 and log(log1p(e^z)) = z - e^z/2 + O(e^{2z}) to float64 precision;
 # the direct formula would lose accuracy once e^z becomes subnormal (z < -708).
 _SOFTPLUS_TAIL = -20.0
+# Above this, softplus(z) = z to float64 precision (e^-40 / 40 < 2^-53).
+_SOFTPLUS_LINEAR = 40.0
 
 
 def log_softplus(z: torch.Tensor) -> torch.Tensor:
@@ -39,6 +41,10 @@ def log_softplus(z: torch.Tensor) -> torch.Tensor:
     >>> float(log_softplus(torch.tensor([-2000.0], dtype=torch.float64))[0])
     -2000.0
     """
+    if not (z.requires_grad and torch.is_grad_enabled()):
+        # No gradient to keep finite: the unused branch may overflow harmlessly.
+        direct = torch.log(torch.nn.functional.softplus(z, threshold=_SOFTPLUS_LINEAR))
+        return torch.where(z < _SOFTPLUS_TAIL, z - 0.5 * torch.exp(z), direct)
     positive = z > 0
     tail = z < _SOFTPLUS_TAIL
     # Each branch sees only arguments where it is accurate, so no branch produces inf/nan

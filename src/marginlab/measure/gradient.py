@@ -17,23 +17,7 @@ from torch.nn import functional as F
 
 from marginlab.losses import Loss
 from marginlab.measure.margins import Evaluation, chunk_evaluation
-from marginlab.numerics import logaddexp
-
-# Below this, log(softplus(u)) = u - e^u / 2 to float64 precision (the next term is e^{2u}/3);
-# above _SOFTPLUS_LINEAR softplus(u) = u to float64 precision.
-_SOFTPLUS_TAIL = -20.0
-_SOFTPLUS_LINEAR = 40.0
-
-
-def _log_softplus_value(u: torch.Tensor) -> torch.Tensor:
-    """``log(softplus(u))`` without its gradient, in a few operations.
-
-    :func:`~marginlab.numerics.log_softplus` keeps each branch's argument in its own range
-    so that autograd sees no inf or nan; the closed-form backward of :class:`_LogLossSum`
-    needs no gradient here, so the unused branch may overflow or underflow harmlessly.
-    """
-    direct = torch.log(F.softplus(u, threshold=_SOFTPLUS_LINEAR))
-    return torch.where(u < _SOFTPLUS_TAIL, u - 0.5 * torch.exp(u), direct)
+from marginlab.numerics import log_softplus, logaddexp
 
 
 class _LogLossSum(torch.autograd.Function):
@@ -60,7 +44,7 @@ class _LogLossSum(torch.autograd.Function):
             neg_margins = (out - out.gather(1, true_class)).scatter_(1, true_class, -math.inf)
             u = torch.logsumexp(neg_margins, dim=1)
             wrong_softmax = torch.exp(neg_margins - u.unsqueeze(1))
-        log_losses = u if exponential else _log_softplus_value(u)
+        log_losses = u if exponential else log_softplus(u)
         total = torch.logsumexp(log_losses, dim=0)
         # w_n * d log l / du: exp(log l_n - log L) * sigmoid(u) / softplus(u) for logistic
         weight = torch.exp((u if exponential else F.logsigmoid(u)) - total)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from marginlab.measure.margins import Evaluation, pairwise_margins
 from marginlab.training.attempt import Attempt, Gradient, log_step_factor, run_attempt
@@ -131,33 +131,44 @@ class Stacked:
         self.x = torch.stack([loop.parts.data.x_train for loop in loops])
         self.y = torch.stack([loop.parts.data.y_train for loop in loops])
         self._template = copy.deepcopy(models[0]).to("meta")
-        self._pass = vmap(grad_and_value(self._log_loss, has_aux=True))
+        self._forward = vmap(self._outputs)
         self.grads, self.log_loss, _ = self.evaluate()
         self._pending: tuple[Params, list[float]] | None = None
         self._epochs = [loop.state.epoch for loop in loops]
 
-    def _log_loss(
-        self, params: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        outputs = functional_call(self._template, {**params, **frozen}, (x,))
-        margins = pairwise_margins(outputs, y)
-        log_losses = self.loss.log_per_sample(margins)
-        log_loss = torch.logsumexp(log_losses, dim=0) - math.log(len(x))
-        return log_loss, (log_losses.detach(), margins.amin(dim=1).detach())
+    def _outputs(self, params: Params, frozen: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self._template, {**params, **frozen}, (x,))
 
     def evaluate(self) -> tuple[Params, list[float], list[Evaluation]]:
-        """``grad log L`` (stacked), ``log L`` and the evaluation of every replica."""
-        grads, (log_loss, (log_losses, margins)) = self._pass(
-            self.params, self.frozen, self.x, self.y
-        )
-        evaluations = [Evaluation(log_losses[k], margins[k]) for k in range(len(self.loops))]
-        return grads, log_loss.tolist(), evaluations
+        """``grad log L`` (stacked), ``log L`` and the evaluation of every replica.
+
+        The replicas' outputs come from one vmapped forward pass; the per-sample losses are
+        formed on all of them at once, and one backward pass of ``sum_k log L_k`` gives every
+        replica its own ``grad log L_k``, since no replica's loss depends on another's
+        weights.
+        """
+        params = {n: p.detach().requires_grad_() for n, p in self.params.items()}
+        with torch.enable_grad():
+            outputs = self._forward(params, self.frozen, self.x)
+            count, n = outputs.shape[:2]
+            margins = pairwise_margins(outputs.reshape(count * n, -1), self.y.reshape(-1))
+            log_losses = self.loss.log_per_sample(margins).reshape(count, n)
+            log_loss = torch.logsumexp(log_losses, dim=1) - math.log(n)
+            grads = torch.autograd.grad(log_loss.sum(), list(params.values()))
+        log_losses = log_losses.detach()
+        sample_margins = margins.detach().amin(dim=1).reshape(count, n)
+        values, log_n = log_loss.tolist(), math.log(n)
+        # the losses are summed above already: no second logsumexp per replica
+        evaluations = [
+            Evaluation.with_log_loss_sum(log_losses[k], sample_margins[k], values[k] + log_n)
+            for k in range(count)
+        ]
+        return dict(zip(params, grads, strict=True)), values, evaluations
 
     def __call__(self, going: Sequence[int]) -> dict[int, Attempt]:
         """One attempt of every replica in ``going``, from its accepted weights."""
         self._adopt_accepted()
-        count = len(self.loops)
-        scale = torch.zeros(count, dtype=torch.float64)
+        scale = [0.0] * len(self.loops)
         norms = self._norms()
         attempts = {}
         for k in going:
@@ -176,8 +187,8 @@ class Stacked:
             scale[k] = math.exp(log_factor)
             log_lr = log_factor - self.log_loss[k]
             attempts[k] = Attempt(True, log_lr, log_lr, 1, None)
-        moving = (scale > 0).to(self.x.device)
-        scale = scale.to(self.x.device)
+        scale = torch.tensor(scale, dtype=torch.float64, device=self.x.device)
+        moving = scale > 0
         with torch.no_grad():
             for n in self.names:
                 p, g = self.params[n], self.grads[n]
