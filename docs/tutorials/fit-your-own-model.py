@@ -146,6 +146,43 @@ ax.legend()
 fig
 
 # %% [markdown]
+# ## Several runs at once: replicas
+#
+# A list of models trains them as *replicas*: independent runs, each with its own run and
+# stopping rule, trained together. Give one value for all (the data here) or a list with one
+# per model (here a step size each). With `batched=True` every replica's step comes from one
+# vmapped pass over their stacked weights, which pays for many small models; each run is the
+# same as the model trained alone, to rounding. Three constant step sizes on the same start:
+
+# %%
+starts = [nn.Linear(2, 1, bias=False).double() for _ in range(3)]
+for start in starts:
+    nn.init.constant_(start.weight, 0.1)
+runs = marginlab.fit(
+    starts,
+    x,
+    y,
+    loss="logistic",
+    schedule=[marginlab.Constant(lr) for lr in (0.5, 2.0, 8.0)],
+    max_epochs=200,
+    trace=True,  # every epoch's loss, smallest margin and norm, in memory
+    progress=False,
+    batched=True,
+)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for lr, replica in zip((0.5, 2.0, 8.0), runs, strict=True):
+    trace = replica.trace
+    ax.plot(trace["epoch"] + 1, trace["log_loss_mean"] / 2.302585, label=f"lr {lr}")
+ax.set_xscale("log")
+ax.set_xlabel("epoch + 1")
+ax.set_ylabel("log10 (mean training loss)")
+ax.legend()
+fig.tight_layout()
+
+# %%
+assert runs[2].trace["log_loss_mean"].iloc[-1] < runs[0].trace["log_loss_mean"].iloc[-1]
+
+# %% [markdown]
 # ## Next
 #
 # - Write the run to disk with `out="runs/mine"`; then `marginlab kkt runs/mine`,
