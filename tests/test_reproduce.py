@@ -97,10 +97,13 @@ def test_study_rows_every_declared_claim_and_a_raising_criterion_fails(tmp_path)
         _spec("forgotten"),
         ClaimSpec("p", "raises", "s", "ours", lambda values: Judgement(f"{values[5]}", True), "t"),
     ]
-    study = Study("p", "ci", tmp_path, specs=specs)
+    progress = []
+    study = Study("p", "ci", tmp_path, specs=specs, on_progress=progress.append)
     study.judge("measured", value=1.0)
     study.judge("raises", values=[1.0])
+    assert progress == [0.25, 0.5]
     study.finish()
+    assert progress[-1] == 1.0
     verdicts = {c.key: (c.verdict, c.note) for c in study.claims}
     assert verdicts["measured"] == (PASS, "")
     assert verdicts["full-only"] == (NOT_RUN, "measured at the full scale only")

@@ -186,7 +186,13 @@ def reproduce(
         done = 0.0
         for key in keys:
             specs = list(paper_module(key).CLAIMS)
-            study = Study(key, scale, root / key, data_dir, verbose, specs)
+            # the bar moves within a paper as its claims get their rows
+            study = Study(
+                key, scale, root / key, data_dir, verbose, specs,
+                on_progress=lambda part, key=key, done=done: bar.update(
+                    done + weights[key] * part, key
+                ),
+            )  # fmt: skip
             bar.update(done, key)
             run_paper(study)
             done += weights[key]

@@ -55,6 +55,8 @@ class Study:
         Print one line per step to stderr.
     specs : sequence of ClaimSpec
         The paper's claims (its module's ``CLAIMS``).
+    on_progress : callable, optional
+        Called with the fraction of the paper's claims that have a row, after each row.
 
     Examples
     --------
@@ -79,6 +81,7 @@ class Study:
     claims: list[Claim] = field(default_factory=list)
     figures: list[FigureFile] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    on_progress: Callable[[float], object] | None = None
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -139,6 +142,8 @@ class Study:
 
     def _record(self, claim: Claim) -> Claim:
         self.claims.append(claim)
+        if self.on_progress is not None and self.specs:
+            self.on_progress(min(len(self.claims) / len(self.specs), 1.0))
         detail = claim.ours if claim.ours is not None else claim.note
         self.log(f"{claim.verdict:7} {claim.key}: {detail}")
         return claim
