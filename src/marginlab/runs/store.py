@@ -50,6 +50,11 @@ from marginlab.runs.checkpoint_spec import (
     select_checkpoint,
 )
 
+# libyaml's safe loader and dumper where PyYAML was built with it: twenty times faster than
+# the pure-Python ones, which cost 20 ms a config (replicas open hundreds of runs).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 CHECKPOINT_FORMAT = "marginlab-checkpoint-1"
 LATEST = "latest.safetensors"
 WRITER_LOCK = "writer.lock"
@@ -393,7 +398,7 @@ class RunStore:
 
     # configuration and status -------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        text = yaml.safe_dump(config, sort_keys=False)
+        text = yaml.dump(config, Dumper=_YAML_DUMPER, sort_keys=False)
         _replace(self.path / "config.yaml", text.encode("utf-8"))
 
     def read_config(self) -> dict:
@@ -401,7 +406,7 @@ class RunStore:
         if not path.is_file():
             raise RunDirectoryError(f"{self.path}: not a marginlab run directory (no config.yaml)")
         try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+            config = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
         except (UnicodeDecodeError, yaml.YAMLError) as error:
             raise RunDirectoryError(f"{path}: damaged, not readable YAML ({error})") from None
         if not isinstance(config, dict):

@@ -155,12 +155,12 @@ class Stacked:
             log_losses = self.loss.log_per_sample(margins).reshape(count, n)
             log_loss = torch.logsumexp(log_losses, dim=1) - math.log(n)
             grads = torch.autograd.grad(log_loss.sum(), list(params.values()))
-        log_losses = log_losses.detach()
-        sample_margins = margins.detach().amin(dim=1).reshape(count, n)
+        rows = log_losses.detach().unbind()  # one view per replica, in one call
+        sample_margins = margins.detach().amin(dim=1).reshape(count, n).unbind()
         values, log_n = log_loss.tolist(), math.log(n)
         # the losses are summed above already: no second logsumexp per replica
         evaluations = [
-            Evaluation.with_log_loss_sum(log_losses[k], sample_margins[k], values[k] + log_n)
+            Evaluation.with_log_loss_sum(rows[k], sample_margins[k], values[k] + log_n)
             for k in range(count)
         ]
         return dict(zip(params, grads, strict=True)), values, evaluations
