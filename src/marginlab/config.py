@@ -68,8 +68,8 @@ class ObserverConfig:
 class LogConfig:
     every: int = 10
     checkpoint_every: int | None = None
-    checkpoint_decades: float = 5.0
-    row_decades: float = 1.0
+    checkpoint_decades: float | None = 5.0
+    row_decades: float | None = 1.0
     tensorboard: bool = False
     observers: list[ObserverConfig] = field(default_factory=list)
 
@@ -131,8 +131,10 @@ KEY_HELP = {
     "process (same trajectory, two cores)",
     "log.every": "log a metrics row every this many epochs (and at new loss levels: row_decades)",
     "log.checkpoint_every": "save the latest weights every this many epochs (null: log.every)",
-    "log.checkpoint_decades": "keep the first checkpoint below 1e-k, 1e-2k, ... for k this",
-    "log.row_decades": "also log a row at the first epoch below 1e-k, 1e-2k, ... for k this",
+    "log.checkpoint_decades": "keep the first checkpoint below 1e-k, 1e-2k, ... for k this "
+    "(null: none)",
+    "log.row_decades": "also log a row at the first epoch below 1e-k, 1e-2k, ... for k this "
+    "(null: only every log.every epochs)",
     "log.tensorboard": "also write the metrics as TensorBoard scalars",
     "log.observers": "costly measurements and their period, e.g. [{name: alignment, every: 100}]",
     "log.observers.name": "the observer (see marginlab.measure.observers.OBSERVERS)",

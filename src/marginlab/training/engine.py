@@ -194,7 +194,7 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
     state, log_cfg = loop.state, loop.parts.config.log
     log10_loss = evaluation.log_loss_mean / LN10
     # the loss level in units of row_decades (state.logged_decade keeps the last one logged)
-    decade = math.floor(log10_loss / log_cfg.row_decades)
+    decade = 0 if log_cfg.row_decades is None else math.floor(log10_loss / log_cfg.row_decades)
     new_decade = state.logged_decade is None or decade < state.logged_decade
     due = final or new_decade or state.epoch % log_cfg.every == 0
     if due and state.logged_epoch != state.epoch:
@@ -215,8 +215,9 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
     level = state.level
     # The deepest level k with log10_loss < -k * decades, computed in one step: a loss-based
     # run can cross billions of decades in one epoch.
-    crossed = math.ceil(-log10_loss / log_cfg.checkpoint_decades) - 1
-    state.level = max(state.level, crossed) if math.isfinite(log10_loss) else state.level
+    if log_cfg.checkpoint_decades is not None and math.isfinite(log10_loss):
+        crossed = math.ceil(-log10_loss / log_cfg.checkpoint_decades) - 1
+        state.level = max(state.level, crossed)
     if state.level > level:
         bound = f"{state.level * log_cfg.checkpoint_decades:g}"
         _save(loop, f"epoch-{state.epoch:07d}.safetensors", log10_loss, f"loss<1e-{bound}")

@@ -56,8 +56,8 @@ def fit(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     log_every: int = 10,
-    checkpoint_decades: float = 5.0,
-    row_decades: float = 1.0,
+    checkpoint_decades: float | None = 5.0,
+    row_decades: float | None = 1.0,
     chunk_size: int = 4096,
     threads: int | None = None,
     progress: bool = True,
@@ -107,8 +107,9 @@ def fit(
     log_every, checkpoint_decades, row_decades, chunk_size, threads
         As ``log.every``, ``log.checkpoint_decades``, ``log.row_decades``,
         ``train.chunk_size`` and ``threads`` of a configuration (``threads`` None: one
-        thread for small steps). A run whose loss falls decades per epoch and that needs
-        only its end sets both ``*_decades`` high.
+        thread for small steps). ``*_decades=None``: no checkpoints, or no extra rows, at
+        loss levels (for a run that needs only its end while its loss falls decades an
+        epoch).
     progress : bool
         Show the progress line and the final summary.
     name : str
@@ -302,8 +303,8 @@ def _assemble(
     observers: Sequence[str | dict],
     seed: int,
     log_every: int,
-    checkpoint_decades: float,
-    row_decades: float,
+    checkpoint_decades: float | None,
+    row_decades: float | None,
     chunk_size: int,
     threads: int | None,
     name: str,
@@ -329,7 +330,7 @@ def _assemble(
             "kind": "module",
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
         }
-    if not hasattr(type(model), "homogeneity_order"):
+    if not hasattr(model, "homogeneity_order"):  # declared by its class or the instance
         found = measure_homogeneity(model, data.x_train[:8])
         declare_homogeneity(model, found.order, found.degrees)
         description.update(order=found.order, degrees=found.degrees)
