@@ -63,6 +63,20 @@ def test_snapshots_and_restarts_follow_the_old_loop(hand_loops):
     assert stable == [cai.last_increase(old_restart.log_loss[:, j]) == 0 for j in range(len(stack))]
 
 
+def test_a_level_reached_at_the_last_step_is_kept(hand_loops):
+    x, y = cai.five_points()
+    start = cai.initial_weights(2, 3, 1, 0.1, 0)
+    levels = [math.log(0.6), math.log(0.5), math.log(0.45)]
+    full = cai.two_layer_gd(x, y, start, [3.0], 400).log_loss[:, 0]
+    last = int(np.argmax(full <= levels[-1]))
+    assert 0 < last < 400
+    shots = cai.Snapshots(levels)
+    cai.two_layer_gd(x, y, start, [3.0], last, snapshots=shots)
+    old = hand_loops.cai_loop(x, y, start, [3.0], last, levels=levels)
+    assert shots.log_loss == pytest.approx(old.snapshot_log_loss, rel=RELATIVE)
+    assert shots.log_loss[-1] == full[last] and shots.pending is None
+
+
 def test_the_five_point_neurons_follow_the_old_loop(hand_loops):
     x, y = cai.five_points()
     zero = torch.zeros(1, 2, 3, dtype=torch.float64)

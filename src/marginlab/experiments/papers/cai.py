@@ -295,9 +295,10 @@ def _fit_through_levels(
         )
         pieces.append(rows if not pieces else rows[1:])  # each piece starts where one ended
         done += len(rows) - 1
+        if reached:
+            snapshots.keep(float(rows[-1, 0]), nn.utils.parameters_to_vector(model.parameters()))
         if not reached or done == steps:
             return np.concatenate(pieces)
-        snapshots.keep(float(rows[-1, 0]), nn.utils.parameters_to_vector(model.parameters()))
 
 
 def model_gd(
