@@ -14,6 +14,12 @@ loop (the target is at most 1.25).
 - ``vardi``: the two-phase gradient descent of Vardi et al. (plain steps, then normalized
   ones) on construction V4's network from 64 random initializations at once (the
   reproduction runs 256 at ci), and from one.
+
+- ``cai``: the two-layer leaky-softplus network of Cai et al. (``m = 8``) on the ci XOR data
+  (``n = 40``, ``d = 2``), constant-step GD in float64 at the best monotone step
+  (``eta C = 72``), every step recorded: one run (``two_layer_gd``, one ``fit``), and the
+  ``k = 16`` runs that the old loop stacked in one batch (the restarts from checkpoints),
+  one ``fit`` each: there the time per step is that of all ``k`` runs.
 - ``soudry``: logistic regression (5 inputs, 50 points of the ``gaussians-linear`` data) by
   constant-step gradient descent from 0, whose every step is recorded (``fit(trace=True)``),
   against the reproduction's NumPy loop (:func:`~marginlab.experiments.papers.soudry.logistic_gd`,
@@ -28,6 +34,8 @@ Example
 >>> timers = chizat_bach_timers(problem, torch.float64, width=8)
 >>> sorted(timers), timers["engine"](3) > 0
 (['engine', 'loop'], True)
+>>> cai_timers(runs=2)["engine"](3) > 0
+True
 """
 
 from __future__ import annotations
@@ -38,9 +46,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from hand_loops import chizat_bach_loop, vardi_loop
+from hand_loops import cai_loop, chizat_bach_loop, vardi_loop
 
 from marginlab.data import load_dataset
+from marginlab.experiments.papers import cai
 from marginlab.experiments.papers.chizat_bach import train_twonet
 from marginlab.experiments.papers.soudry import logistic_gd
 from marginlab.experiments.papers.vardi import batched_gd, random_inits
@@ -78,6 +87,21 @@ def chizat_bach_timers(
         "loop": lambda steps: _seconds(
             lambda: chizat_bach_loop(x, y, width, niter=steps, dtype=dtype)
         ),
+    }
+
+
+def cai_timers(runs: int = 1, eta_c: float = 72.0) -> dict[str, Timer]:
+    """Cai et al.'s ci XOR problem: ``runs`` runs through ``fit`` against the old loop's one
+    batch of them."""
+    setup = cai.SETUPS["xor"]["ci"]
+    x, y = cai.xor_data(setup.params, seed=setup.seed)
+    eta = eta_c / cai.curvature_constant(setup.width, float(x.norm(dim=1).max()))
+    start = cai.initial_weights(setup.width, x.shape[1], runs, setup.init_scale, setup.seed)
+    return {
+        "engine": lambda steps: _seconds(
+            lambda: cai.two_layer_gd(x, y, start, [eta] * runs, steps)
+        ),
+        "loop": lambda steps: _seconds(lambda: cai_loop(x, y, start, [eta] * runs, steps)),
     }
 
 
@@ -143,6 +167,8 @@ def main() -> None:
         f"chizat-bach m=1000 {name}": chizat_bach_timers(problem, dtype)
         for name, dtype in (("float32", torch.float32), ("float64", torch.float64))
     }
+    cases["cai m=8 n=40 one run"] = cai_timers()
+    cases["cai m=8 n=40 16 runs"] = cai_timers(runs=16)
     cases["soudry n=50 d=5"] = soudry_timers()
     cases["vardi V4, 64 seeds"] = vardi_timers("V4", 64)
     cases["vardi V4, 1 seed"] = vardi_timers("V4", 1)

@@ -1,29 +1,38 @@
 """The reproductions' own training loops as they were before they trained with ``fit``.
 
-Kept as the baselines of ``bench_engine_vs_loops.py``: each is the loop its paper module
-ran, unchanged but for its return value. They are not used by marginlab itself.
+Kept as the baselines of ``bench_engine_vs_loops.py`` (and, for Cai et al., of the test that
+the port gives the same runs): each is the loop its paper module ran, unchanged but for its
+return value. They are not used by marginlab itself.
 
-Example
--------
+Examples
+--------
 >>> x = torch.tensor([[[1.0, 0.5], [1.0, -0.5]]], dtype=torch.float64)
 >>> a, b, margins = chizat_bach_loop(x, torch.tensor([[1, 0]]), 20, niter=300)
 >>> bool(margins[-1, 0] > 0)
 True
+>>> from marginlab.experiments.papers.cai import five_points
+>>> x, y = five_points()
+>>> loop = cai_loop(x, y, torch.zeros(2, 2, 3, dtype=torch.float64), [1.0, 3.0], 20)
+>>> loop.log_loss.shape, bool((loop.log_loss[-1] < loop.log_loss[0]).all())
+((21, 2), True)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
+from marginlab.experiments.papers.cai import LEAKY_C, output_signs
 from marginlab.experiments.papers.chizat_bach import PAPER_STEPSIZE, step_sizes
 from marginlab.losses import get_loss
 from marginlab.measure.references.vardi import Construction
 from marginlab.models.two_layer import TwoLayer
+from marginlab.numerics import log_softplus
 
 
 def chizat_bach_loop(
@@ -145,3 +154,69 @@ def vardi_loop(
             move = torch.where(length > 0, grad / length.clamp(min=1e-300), torch.zeros_like(grad))
             theta = theta - step * theta.norm(dim=1, keepdim=True) * move
     return theta.detach()
+
+
+@dataclass
+class CaiLoop:
+    """What :func:`cai_loop` recorded: ``(T + 1, k)`` arrays, and with ``k = 1`` the
+    snapshots (their ``log L`` and weights) and the per-neuron margins ``(T + 1, m)``."""
+
+    log_loss: np.ndarray
+    q_min: np.ndarray
+    norm: np.ndarray
+    snapshot_log_loss: list[float] = field(default_factory=list)
+    snapshot_weights: list[torch.Tensor] = field(default_factory=list)
+    neuron_margins: np.ndarray | None = None
+
+
+def cai_loop(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    etas: Sequence[float],
+    steps: int,
+    *,
+    levels: Sequence[float] | None = None,
+    neuron_margins: bool = False,
+) -> CaiLoop:
+    """Cai et al.'s constant-step full-batch GD on ``SignedTwoLayer``, ``k`` runs at once
+    (``weights``: ``(k, m, d)``); with ``k = 1``, the weights the first time ``log L`` fell
+    to each of ``levels`` and the per-neuron margins of every step."""
+    sign = 2.0 * y.to(x.dtype) - 1.0
+    k, width, _ = weights.shape
+    a = output_signs(width, x.dtype)
+    eta = torch.as_tensor(np.asarray(etas, dtype=float))
+    w = weights.clone().requires_grad_()
+    rows_loss, rows_q, rows_norm, neurons = [], [], [], []
+    out = CaiLoop(np.empty(0), np.empty(0), np.empty(0))
+    levels, next_level = list(levels or []), 0
+    log_n = math.log(len(x))
+    for t in range(steps + 1):
+        z = torch.einsum("nd,kmd->knm", x, w)
+        f = (LEAKY_C * z + (1.0 - LEAKY_C) * torch.nn.functional.softplus(z)) @ a / width
+        q = sign * f
+        log_sum = torch.logsumexp(log_softplus(-q), dim=1)
+        log_loss = log_sum.detach() - log_n
+        rows_loss.append(log_loss.numpy())
+        rows_q.append(q.detach().min(1).values.numpy())
+        rows_norm.append(w.detach().flatten(1).norm(dim=1).numpy())
+        if neuron_margins:
+            act = (LEAKY_C * z + (1.0 - LEAKY_C) * torch.nn.functional.softplus(z)).detach()[0]
+            per = (sign[:, None] * a[None, :] * act).min(0).values
+            norms = w.detach()[0].norm(dim=1)
+            neurons.append(torch.where(norms > 0, per / norms, torch.nan).numpy())
+        value = float(log_loss[0])
+        if next_level < len(levels) and value <= levels[next_level]:
+            out.snapshot_log_loss.append(value)
+            out.snapshot_weights.append(w.detach()[0].clone())
+            while next_level < len(levels) and value <= levels[next_level]:
+                next_level += 1
+        if t == steps:
+            break
+        (grad,) = torch.autograd.grad(log_sum.sum(), [w])
+        with torch.no_grad():
+            # grad L = L grad(log L) = exp(log L) * grad(log-sum); the 1/n is in log L
+            w -= (eta * torch.exp(log_loss))[:, None, None] * grad
+    out.log_loss, out.q_min, out.norm = (np.array(r) for r in (rows_loss, rows_q, rows_norm))
+    out.neuron_margins = np.array(neurons) if neuron_margins else None
+    return out

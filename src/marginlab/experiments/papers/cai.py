@@ -37,16 +37,15 @@ Steps are given in units of ``1/C`` with ``C = (alpha_max^2 + beta_phi) R^2 / m`
 of the self-bounded curvature ``||Hessian L|| <= C L`` (derived, ``cai-related.md``
 section 2), so the descent lemma guarantees monotone decrease below ``L = 1/(eta C)``.
 
-The MLP of Fig. 1 trains with :func:`marginlab.fit` (:func:`model_gd`); the two-layer runs
-with fixed output signs ``a_j`` run in one batched loop (:func:`two_layer_gd`) that trains
-many step sizes or restarts at once. Each step is ``W -= eta exp(log L) grad(log L)`` in
-float64, the engine's constant-schedule step.
+Every run trains with :func:`marginlab.fit` (:func:`model_gd`, a constant schedule, every
+step traced): the MLP of Fig. 1, and one :class:`SignedTwoLayer` per step size or restart
+(:func:`two_layer_gd`). Each step is ``W -= exp(log eta + log L) grad(log L)`` in float64.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +56,6 @@ from marginlab.experiments.claims import ClaimSpec, Judgement
 from marginlab.experiments.study import Study
 from marginlab.measure.trajectory import decades, fit_exponent, increases, monotonicity
 from marginlab.models.activations import make_activation
-from marginlab.numerics import log_softplus
 from marginlab.training.fit import fit
 from marginlab.training.schedules import Constant
 
@@ -213,10 +211,12 @@ class Snapshots:
     Examples
     --------
     >>> shots = Snapshots([-1.0, -2.0, -3.0])
-    >>> for value in (-0.5, -1.2, -3.5):
-    ...     shots.offer(value, torch.tensor(value))
-    >>> shots.log_loss
-    [-1.2, -3.5]
+    >>> shots.keep(-1.2, torch.tensor(-1.2))
+    >>> shots.pending
+    -2.0
+    >>> shots.keep(-3.5, torch.tensor(-3.5))
+    >>> shots.log_loss, shots.pending
+    ([-1.2, -3.5], None)
     """
 
     levels: Sequence[float]
@@ -224,14 +224,144 @@ class Snapshots:
     weights: list[torch.Tensor] = field(default_factory=list)
     next_level: int = 0
 
-    def offer(self, log_loss: float, weight: torch.Tensor) -> None:
-        """Keep ``weight`` if ``log_loss`` reached the next level."""
-        if self.next_level >= len(self.levels) or log_loss > self.levels[self.next_level]:
-            return
+    @property
+    def pending(self) -> float | None:
+        """The next level to reach; None once all are."""
+        return self.levels[self.next_level] if self.next_level < len(self.levels) else None
+
+    def keep(self, log_loss: float, weight: torch.Tensor) -> None:
+        """Keep ``weight``, where the risk ``log_loss`` reached the pending level and every
+        level down to it."""
         self.log_loss.append(log_loss)
-        self.weights.append(weight.clone())
-        while self.next_level < len(self.levels) and log_loss <= self.levels[self.next_level]:
+        self.weights.append(weight.detach().clone())
+        self.next_level += 1
+        while self.pending is not None and log_loss <= self.pending:
             self.next_level += 1
+
+
+# What fit(trace=True) records of every step, in the order of the keys of a run.
+TRACE = {"log_loss": "log_loss_mean", "q_min": "q_min", "norm": "norm"}
+
+
+def _fit_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eta: float,
+    steps: int,
+    *,
+    target_log_loss: float | None = None,
+    callback: Callable[[dict], object] | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Constant-step full-batch GD on the mean logistic loss with :func:`marginlab.fit`.
+
+    Returns the ``(t + 1, 3)`` rows ``log L, q_min, ||w||`` of the steps ``0..t`` it took
+    (``t < steps`` when it reached ``target_log_loss`` or its risk overflowed), and whether
+    it reached the target. ``callback`` sees every step (a metrics row per step: slow).
+    """
+    run = fit(
+        model,
+        x,
+        y,
+        loss="logistic",
+        schedule=Constant(eta),
+        max_epochs=steps,
+        target_loss=None if target_log_loss is None else math.exp(target_log_loss),
+        log_every=1 if callback is not None else max(steps, 1),
+        callback=callback,
+        threads=1,
+        progress=False,
+        name="cai-gd",
+        trace=True,
+    )
+    return run.trace[list(TRACE.values())].to_numpy(), bool(run.status.get("target_reached"))
+
+
+def _fit_through_levels(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eta: float,
+    steps: int,
+    snapshots: Snapshots,
+) -> np.ndarray:
+    """:func:`_fit_steps` stopped at each pending level of ``snapshots`` in turn (fit's
+    target loss) to keep the weights there, then continued: a constant step depends on the
+    weights alone, so the pieces make the one run."""
+    pieces, done = [], 0
+    while True:
+        rows, reached = _fit_steps(
+            model, x, y, eta, steps - done, target_log_loss=snapshots.pending
+        )
+        pieces.append(rows if not pieces else rows[1:])  # each piece starts where one ended
+        done += len(rows) - 1
+        if reached:
+            snapshots.keep(float(rows[-1, 0]), nn.utils.parameters_to_vector(model.parameters()))
+        if not reached or done == steps:
+            return np.concatenate(pieces)
+
+
+def model_gd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eta: float,
+    steps: int,
+    *,
+    snapshots: Snapshots | None = None,
+    callback: Callable[[dict], object] | None = None,
+) -> dict:
+    """Constant-step full-batch GD on any one-output ``model`` with :func:`marginlab.fit`;
+    every step recorded.
+
+    Returns ``log_loss``, ``q_min`` and ``norm`` (all trainable parameters) per step
+    ``0..T`` (nan from a step whose risk overflowed on: the engine stops such a run).
+    ``snapshots`` keeps the trainable parameters (one vector) the first time the risk fell
+    to each of its levels; ``callback`` sees the metrics row of every step, with the model
+    at that step's weights.
+
+    Examples
+    --------
+    >>> x, y = five_points()
+    >>> net = SignedTwoLayer(0.1 * torch.ones(2, 3, dtype=torch.float64))
+    >>> len(model_gd(net, x, y, 1.0, 5)["log_loss"])
+    6
+    """
+    if snapshots is None:
+        rows, _ = _fit_steps(model, x, y, eta, steps, callback=callback)
+    elif callback is None:
+        rows = _fit_through_levels(model, x, y, eta, steps, snapshots)
+    else:
+        raise ValueError("snapshots, callback: give one or neither (snapshots stop the run)")
+    values = np.full((steps + 1, len(TRACE)), np.nan)
+    values[: len(rows)] = rows[: steps + 1]
+    return dict(zip(TRACE, values.T, strict=True))
+
+
+def neuron_margins(
+    net: SignedTwoLayer, x: torch.Tensor, y: torch.Tensor, into: list
+) -> Callable[[dict], None]:
+    """A :func:`model_gd` callback that appends ``min_i y_i a_j phi(<w_j, x_i>) / ||w_j||``
+    of every neuron ``j`` of ``net`` (nan for a zero neuron) to ``into``.
+
+    Examples
+    --------
+    >>> x, y = five_points()
+    >>> net, margins = SignedTwoLayer(torch.eye(2, 3, dtype=torch.float64)), []
+    >>> neuron_margins(net, x, y, margins)({})
+    >>> margins[0].round(3).tolist()
+    [0.343, -1.157]
+    """
+    sign = 2.0 * y.to(x.dtype) - 1.0
+
+    def record(row: dict) -> None:
+        with torch.no_grad():
+            act = net.act(x @ net.weight.T)
+            per = (sign[:, None] * net.signs[None, :] * act).min(0).values
+            norms = net.weight.norm(dim=1)
+            into.append(torch.where(norms > 0, per / norms, torch.nan).numpy())
+
+    return record
 
 
 def two_layer_gd(
@@ -242,9 +372,9 @@ def two_layer_gd(
     steps: int,
     *,
     snapshots: Snapshots | None = None,
-    neuron_margins: list | None = None,
+    neurons: list | None = None,
 ) -> Runs:
-    """Constant-step full-batch GD on :class:`SignedTwoLayer`, for ``k`` runs at once.
+    """Constant-step full-batch GD on :class:`SignedTwoLayer`, ``k`` runs (:func:`model_gd`).
 
     Parameters
     ----------
@@ -259,10 +389,10 @@ def two_layer_gd(
     steps : int
         ``T``.
     snapshots : Snapshots, optional
-        With ``k = 1``: keep the weights where the risk first reaches each level.
-    neuron_margins : list, optional
-        With ``k = 1``: appended with ``min_i y_i a_j phi(<w_j, x_i>) / ||w_j||`` per neuron
-        at every step (nan for a zero neuron).
+        With ``k = 1``: keep the weights ``(m, d)`` where the risk first reaches each level.
+    neurons : list, optional
+        With ``k = 1``: appended with the per-neuron margins of every step
+        (:func:`neuron_margins`; ``T + 1`` rows, nan after a step whose risk overflowed).
 
     Returns
     -------
@@ -275,41 +405,21 @@ def two_layer_gd(
     >>> runs.log_loss.shape, bool((runs.log_loss[-1] < runs.log_loss[0]).all())
     ((21, 2), True)
     """
-    sign = 2.0 * y.to(x.dtype) - 1.0
-    k, width, _ = weights.shape
-    a = output_signs(width, x.dtype)
-    eta = torch.as_tensor(np.asarray(etas, dtype=float))
-    w = weights.clone().requires_grad_()
-    rows_loss, rows_q, rows_norm = [], [], []
-    log_n = math.log(len(x))
-    for t in range(steps + 1):
-        z = torch.einsum("nd,kmd->knm", x, w)
-        f = (LEAKY_C * z + (1.0 - LEAKY_C) * torch.nn.functional.softplus(z)) @ a / width
-        q = sign * f
-        log_sum = torch.logsumexp(log_softplus(-q), dim=1)
-        log_loss = log_sum.detach() - log_n
-        rows_loss.append(log_loss.numpy())
-        rows_q.append(q.detach().min(1).values.numpy())
-        rows_norm.append(w.detach().flatten(1).norm(dim=1).numpy())
-        if neuron_margins is not None:
-            act = (LEAKY_C * z + (1.0 - LEAKY_C) * torch.nn.functional.softplus(z)).detach()[0]
-            per = (sign[:, None] * a[None, :] * act).min(0).values
-            norms = w.detach()[0].norm(dim=1)
-            neuron_margins.append(torch.where(norms > 0, per / norms, torch.nan).numpy())
-        if snapshots is not None:
-            snapshots.offer(float(log_loss[0]), w.detach()[0])
-        if t == steps:
-            break
-        (grad,) = torch.autograd.grad(log_sum.sum(), [w])
-        with torch.no_grad():
-            # grad L = L grad(log L) = exp(log L) * grad(log-sum); the 1/n is in log L
-            w -= (eta * torch.exp(log_loss))[:, None, None] * grad
-    return Runs(
-        np.asarray(etas, dtype=float),
-        np.array(rows_loss),
-        np.array(rows_q),
-        np.array(rows_norm),
-    )
+    if (snapshots is not None or neurons is not None) and len(weights) != 1:
+        raise ValueError(f"snapshots, neurons: need one run (k = 1), got k = {len(weights)}")
+    if len(weights) != len(etas):
+        raise ValueError(f"etas: {len(etas)} step sizes for {len(weights)} starting weights")
+    runs = []
+    for weight, eta in zip(weights, etas, strict=True):
+        net = SignedTwoLayer(weight)
+        record = None if neurons is None else neuron_margins(net, x, y, neurons)
+        runs.append(model_gd(net, x, y, float(eta), steps, snapshots=snapshots, callback=record))
+    if neurons is not None:
+        neurons.extend([np.full(len(weights[0]), np.nan)] * (steps + 1 - len(neurons)))
+    if snapshots is not None:
+        snapshots.weights = [w.view(weights.shape[1:]) for w in snapshots.weights]
+    columns = {key: np.stack([run[key] for run in runs], axis=1) for key in TRACE}
+    return Runs(np.asarray(etas, dtype=float), **columns)
 
 
 def initial_weights(width: int, d: int, k: int, scale: float, seed: int) -> torch.Tensor:
@@ -324,49 +434,6 @@ def initial_weights(width: int, d: int, k: int, scale: float, seed: int) -> torc
     generator = torch.Generator().manual_seed(seed)
     w0 = scale * torch.randn(width, d, generator=generator, dtype=torch.float64)
     return w0.expand(k, width, d).clone()
-
-
-def model_gd(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eta: float,
-    steps: int,
-) -> dict:
-    """Constant-step full-batch GD on any one-output ``model`` with :func:`marginlab.fit`;
-    every step recorded.
-
-    Returns ``log_loss``, ``q_min`` and ``norm`` (all trainable parameters) per step
-    ``0..T`` (nan from a step whose risk overflowed on: the engine stops such a run).
-
-    Examples
-    --------
-    >>> x, y = five_points()
-    >>> net = SignedTwoLayer(0.1 * torch.ones(2, 3, dtype=torch.float64))
-    >>> len(model_gd(net, x, y, 1.0, 5)["log_loss"])
-    6
-    """
-    run = fit(
-        model,
-        x,
-        y,
-        loss="logistic",
-        schedule=Constant(eta),
-        max_epochs=steps,
-        log_every=max(steps, 1),
-        threads=torch.get_num_threads(),
-        progress=False,
-        name="cai-gd",
-        trace=True,
-    )
-    rows = {"log_loss": "log_loss_mean", "q_min": "q_min", "norm": "norm"}
-    out = {}
-    for key, column in rows.items():
-        values = np.full(steps + 1, np.nan)
-        recorded = run.trace[column].to_numpy()[: steps + 1]
-        values[: len(recorded)] = recorded
-        out[key] = values
-    return out
 
 
 # Phases ---------------------------------------------------------------------------------
@@ -1069,10 +1136,9 @@ def measure_data_set(
         budgets = np.array(setup.budgets)
         budget_etas = [setup.budget_slope * T / curvature for T in budgets]
         study.log(f"{name}: budgets T in {budgets.tolist()} with eta C = {setup.budget_slope:g} T")
-        budget = two_layer_gd(x, y, start(len(budgets)), budget_etas, int(budgets.max()))
         final = [
-            budget.log_loss[T, j] if T < len(budget.log_loss) else math.nan
-            for j, T in enumerate(budgets)
+            two_layer_gd(x, y, start(1), [eta], int(T)).log_loss[-1, 0]
+            for eta, T in zip(budget_etas, budgets, strict=True)
         ]
         return {
             **{f"main_{k}": v for k, v in main.as_dict().items()},
@@ -1152,7 +1218,7 @@ def five_point_experiment(study: Study, steps: int) -> dict:
             torch.zeros(1, 2, 3, dtype=torch.float64),
             [FIVE_POINT_ETA],
             steps,
-            neuron_margins=neurons,
+            neurons=neurons,
         )
         large = two_layer_gd(
             x, y, torch.zeros(1, 2, 3, dtype=torch.float64), [FIVE_POINT_LARGE_ETA], steps
