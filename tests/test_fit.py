@@ -312,3 +312,41 @@ def test_replica_settings_are_checked(changes, message) -> None:
     arguments = {"x": x, "schedule": Constant(1.0), **changes}
     with pytest.raises(ConfigError, match=message):
         fit(_linear_replicas(2), y=y, loss="logistic", max_epochs=2, progress=False, **arguments)
+
+
+class _Overflowing(Constant):
+    """A constant step whose factor eta * L is beyond float64 (exp(800))."""
+
+    def log_step_factor(self, state, log_batch_loss):
+        return 800.0
+
+
+@pytest.mark.parametrize("batched", [None, True])
+def test_a_step_too_large_for_a_float_stops_the_run_as_diverged(batched) -> None:
+    x, y = blobs()
+    models = _linear_replicas(2)
+    runs = fit(
+        models, x, y, loss="logistic", schedule=[Constant(1.0), _Overflowing(1.0)],
+        max_epochs=30, progress=False, batched=batched,
+    )  # fmt: skip
+    assert runs[0].status["state"] == "finished"
+    stopped = runs[1].status
+    assert stopped["state"] == "stopped" and "diverged" in stopped["message"]
+    assert torch.isfinite(models[1].weight).all()  # its last accepted weights, kept
+
+
+def test_trace_columns_of_your_own_come_from_the_model_at_every_epoch() -> None:
+    x, y = blobs()
+    net = _linear_replicas(1)[0]
+    run = fit(
+        net, x, y, loss="logistic", schedule=Constant(1.0), max_epochs=12, progress=False,
+        trace=lambda model: {"w0": float(model.weight[0, 0]), "grad": model.weight.grad},
+    )  # fmt: skip
+    trace = run.trace
+    assert list(trace["epoch"]) == list(range(13))
+    assert trace["w0"].iloc[0] == 0.0
+    assert trace["w0"].iloc[-1] == float(net.weight.detach()[0, 0])
+    # one weight of the two: never above the norm the trace keeps, and it moved every epoch
+    assert (trace["w0"].abs() <= trace["norm"] + 1e-15).all()
+    assert (np.diff(trace["w0"]) != 0).all()
+    assert trace["grad"].isna().all()  # the engine's gradients never land on .grad

@@ -8,6 +8,7 @@ gives the same result. The engine decides from the result whether the epoch is a
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from marginlab.numerics import logaddexp
 from marginlab.training.assembly import Assembly
 from marginlab.training.distributed import DataParallel
 from marginlab.training.schedules import Schedule, ScheduleState
+
+# Above this, exp() of a step factor is not a float64: the step could only make the
+# weights inf, so the attempt is aborted like one whose loss is not finite.
+LOG_LARGEST_STEP = math.log(sys.float_info.max)
 
 # (log L, grad log L) over the full training set at the weights an attempt starts from.
 Gradient = tuple[float, list[torch.Tensor]]
@@ -178,7 +183,7 @@ def run_attempt(
                 parts.model, params, shuffled_x[rows], shuffled_y[rows], parts.loss, chunk
             )
         log_factor = log_step_factor(parts.schedule, schedule, log_batch_loss, params, grads)
-        if log_factor is None:
+        if log_factor is None or log_factor > LOG_LARGEST_STEP:
             steps = 0
             break
         with torch.no_grad():

@@ -42,13 +42,14 @@ from marginlab.runs.store import (
 )
 from marginlab.runs.tensorboard import TensorBoardWriter
 from marginlab.training.assembly import Assembly, assemble, session_threads
-from marginlab.training.attempt import Attempt, evaluate_split, parameter_norm
+from marginlab.training.attempt import Attempt, evaluate_split
 from marginlab.training.distributed import DataParallel, check_data_parallel
 from marginlab.training.estimate import epoch_cost
 from marginlab.training.executors import Plain, Speculative, Stacked
 from marginlab.training.progress import Progress
 from marginlab.training.schedules import Schedule, ScheduleState, TrainingStopped
 from marginlab.training.stall import StallWatch
+from marginlab.training.trace import Trace
 
 
 class Executor(Protocol):
@@ -118,19 +119,12 @@ class _Loop:
     stop_requested: bool = False
     # Stops a schedule that rolls back once it no longer gets anywhere (see stall.py).
     stall: StallWatch | None = None
-    # fit(trace=True): (epoch, log L, q_min, ||theta||) of every accepted epoch, in memory.
-    trace: list[tuple[int, float, float, float]] | None = None
+    # fit(trace=...): every accepted epoch's row, in memory.
+    trace: Trace | None = None
 
     def record_trace(self, evaluation: Evaluation) -> None:
         if self.trace is not None:
-            self.trace.append(
-                (
-                    self.state.epoch,
-                    evaluation.log_loss_mean,
-                    evaluation.q_min,
-                    parameter_norm(self.params),
-                )
-            )
+            self.trace.record(self.state.epoch, evaluation, self.params, self.parts.model)
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -479,7 +473,7 @@ def _open_loop(
     progress: bool,
     parallel: DataParallel | None = None,
     callback: Callable[[dict], object] | None = None,
-    trace: list | None = None,
+    trace: Trace | None = None,
 ) -> tuple[_Loop, Evaluation]:
     """Evaluate the training set and set up one run's loop; a fresh run (``state`` None)
     records its epoch 0."""
@@ -528,7 +522,7 @@ def _start(
     progress: bool,
     parallel: DataParallel | None,
     callback: Callable[[dict], object] | None = None,
-    trace: list | None = None,
+    trace: Trace | None = None,
 ) -> None:
     loop, evaluation = _open_loop(parts, store, state, progress, parallel, callback, trace)
     speculate = parts.config.train.speculate
@@ -643,7 +637,7 @@ def start_run(
     progress: bool = True,
     callback: Callable[[dict], object] | None = None,
     files: Mapping[str, Callable[[], bytes]] | None = None,
-    trace: list | None = None,
+    trace: Trace | None = None,
     durable: bool = True,
 ) -> Path:
     """Train a new run into ``path``: the one way every run starts (:func:`train` from a
@@ -652,7 +646,7 @@ def start_run(
     ``build`` makes the run's pieces once the directory is locked (every check happens
     before anything is written); ``files`` are written into the directory first (the
     tensors of a run of your own data); ``callback`` sees each logged metrics row;
-    ``trace``, a list, receives ``(epoch, log L, q_min, ||theta||)`` of every accepted epoch;
+    ``trace`` records every accepted epoch (:class:`~marginlab.training.trace.Trace`);
     ``durable=False`` (a temporary directory) skips flushing checkpoints to disk.
     """
     _refuse_existing_run(path)
@@ -678,7 +672,7 @@ def start_runs(
     *,
     data_dir: str | os.PathLike | None = None,
     files: Sequence[Mapping[str, Callable[[], bytes]]] | None = None,
-    traces: Sequence[list | None] | None = None,
+    traces: Sequence[Trace | None] | None = None,
     batched: bool = False,
     durable: bool = True,
 ) -> list[Path]:

@@ -33,7 +33,13 @@ import torch
 from torch.func import functional_call, vmap
 
 from marginlab.measure.margins import Evaluation, pairwise_margins
-from marginlab.training.attempt import Attempt, Gradient, log_step_factor, run_attempt
+from marginlab.training.attempt import (
+    LOG_LARGEST_STEP,
+    Attempt,
+    Gradient,
+    log_step_factor,
+    run_attempt,
+)
 from marginlab.training.speculation import Speculator
 
 Params = dict[str, torch.Tensor]
@@ -181,7 +187,7 @@ class Stacked:
                 [],
                 norms=None if norms is None else norms[k],
             )
-            if log_factor is None:
+            if log_factor is None or log_factor > LOG_LARGEST_STEP:
                 attempts[k] = Attempt(False, -math.inf, None, 0, None)
                 continue
             scale[k] = math.exp(log_factor)

@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -33,6 +32,7 @@ from marginlab.runs.run import Run, load_run
 from marginlab.training.assembly import Assembly
 from marginlab.training.engine import start_run, start_runs
 from marginlab.training.schedules import Constant, InverseSqrt, LossBased, Normalized, Schedule
+from marginlab.training.trace import Columns, Trace
 
 DATA_FILE = "data.safetensors"
 # tensors or arrays, or (replicas) a list with one per model
@@ -62,7 +62,7 @@ def fit(
     threads: int | None = None,
     progress: bool = True,
     name: str = "fit",
-    trace: bool = False,
+    trace: bool | Columns = False,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     batched: bool | None = None,
@@ -117,11 +117,13 @@ def fit(
     device, dtype : optional
         Move the model there first (``"cuda"``, ``"float64"``, ...); by default it trains
         where it is, in its own dtype. The tensors follow the model.
-    trace : bool
+    trace : bool or callable
         Also keep, in memory, every accepted epoch's ``epoch``, ``log_loss_mean`` (natural
         log), ``q_min`` (smallest margin) and ``norm`` (``||theta||``, trainable parameters)
         as ``run.trace``, a DataFrame: the whole trajectory at the cost of one norm per step,
-        where the metrics rows come every ``log_every`` epochs.
+        where the metrics rows come every ``log_every`` epochs. A callable is called with
+        the model after every accepted epoch (without gradients) and the mapping it returns
+        adds that epoch's columns of your own, e.g. ``lambda net: {"w": net.weight.norm()}``.
     batched : bool, optional
         Replicas only (full batch, one architecture): compute every replica's step in one
         vmapped pass over their stacked parameters (``torch.func``) rather than in turn.
@@ -177,7 +179,7 @@ def fit(
         chunk_size=chunk_size, threads=threads, name=name, device=device, dtype=dtype,
     )  # fmt: skip
     path, temporary = _run_dir(out, name)
-    rows: list | None = [] if trace else None
+    rows = _trace(trace)
     try:
         start_run(
             path,
@@ -209,7 +211,7 @@ def _fit_replicas(
     callback: Callable[[dict], object] | None,
     out: str | os.PathLike | None,
     name: str,
-    trace: bool,
+    trace: bool | Columns,
     batched: bool | None,
     **settings: object,
 ) -> list[Run]:
@@ -246,7 +248,7 @@ def _fit_replicas(
     temporary = out is None
     root = Path(tempfile.mkdtemp(prefix="marginlab-") if temporary else out)
     paths = [root / f"{name}-{k}" for k in range(count)]
-    rows = [[] if trace else None for _ in range(count)]
+    rows = [_trace(trace) for _ in range(count)]
     try:
         start_runs(
             paths,
@@ -372,14 +374,20 @@ def _data_file(parts: Assembly) -> bytes:
     return file_bytes(data.x_train, data.y_train, data.x_test, data.y_test)
 
 
-def _finished_run(path: Path, parts: Assembly, rows: list | None) -> Run:
+def _trace(trace: bool | Columns) -> Trace | None:
+    if callable(trace):
+        return Trace(trace)
+    return Trace() if trace else None
+
+
+def _finished_run(path: Path, parts: Assembly, rows: Trace | None) -> Run:
     """The run of a finished fit, holding its trained module (and trace)."""
     model = parts.model
     own = parts.config.model["kind"] == "module"  # a module the run directory cannot rebuild
     run = load_run(path, model=model if own else None)
     run.model = model
     if rows is not None:
-        run.trace = pd.DataFrame(rows, columns=["epoch", "log_loss_mean", "q_min", "norm"])
+        run.trace = rows.frame()
     return run
 
 
