@@ -110,8 +110,3 @@ def test_one_run_per_step_size_and_one_run_for_the_extras():
         cai.two_layer_gd(x, y, start, [1.0], 3)
     with pytest.raises(ValueError, match="snapshots, neurons: need one run"):
         cai.two_layer_gd(x, y, start, [1.0, 2.0], 3, neurons=[])
-    with pytest.raises(ValueError, match="snapshots, callback"):
-        cai.model_gd(
-            cai.SignedTwoLayer(start[0]), x, y, 1.0, 3, snapshots=cai.Snapshots([0.0]),
-            callback=lambda row: None,
-        )  # fmt: skip

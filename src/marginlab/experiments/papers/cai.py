@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -244,37 +245,47 @@ TRACE = {"log_loss": "log_loss_mean", "q_min": "q_min", "norm": "norm"}
 
 
 def _fit_steps(
-    model: nn.Module,
+    models: list[nn.Module],
     x: torch.Tensor,
     y: torch.Tensor,
-    eta: float,
+    etas: Sequence[float],
     steps: int,
     *,
     target_log_loss: float | None = None,
-    callback: Callable[[dict], object] | None = None,
-) -> tuple[np.ndarray, bool]:
-    """Constant-step full-batch GD on the mean logistic loss with :func:`marginlab.fit`.
+    columns: Callable[[nn.Module], dict] | None = None,
+) -> list[tuple[pd.DataFrame, bool]]:
+    """Constant-step full-batch GD on the mean logistic loss with :func:`marginlab.fit`,
+    one run per model and step size (replicas, computed in one vmapped pass).
 
-    Returns the ``(t + 1, 3)`` rows ``log L, q_min, ||w||`` of the steps ``0..t`` it took
-    (``t < steps`` when it reached ``target_log_loss`` or its risk overflowed), and whether
-    it reached the target. ``callback`` sees every step (a metrics row per step: slow).
+    Returns each run's trace (every step ``0..t``: ``t < steps`` when it reached
+    ``target_log_loss`` or its risk overflowed) and whether it reached the target.
+    ``columns`` adds columns of its own to the trace of every step (one run only).
     """
-    run = fit(
-        model,
+    runs = fit(
+        models,
         x,
         y,
         loss="logistic",
-        schedule=Constant(eta),
+        schedule=[Constant(float(eta)) for eta in etas],
         max_epochs=steps,
         target_loss=None if target_log_loss is None else math.exp(target_log_loss),
-        log_every=1 if callback is not None else max(steps, 1),
-        callback=callback,
+        log_every=max(steps, 1),
         threads=1,
         progress=False,
         name="cai-gd",
-        trace=True,
+        trace=columns or True,
+        batched=len(models) > 1,
     )
-    return run.trace[list(TRACE.values())].to_numpy(), bool(run.status.get("target_reached"))
+    return [(run.trace, bool(run.status.get("target_reached"))) for run in runs]
+
+
+def _padded(trace: pd.DataFrame, steps: int) -> dict[str, np.ndarray]:
+    """A run's ``log_loss``, ``q_min`` and ``norm`` at steps ``0..T``, nan from a step whose
+    risk overflowed on (the engine stops such a run)."""
+    values = np.full((steps + 1, len(TRACE)), np.nan)
+    rows = trace[list(TRACE.values())].to_numpy()[: steps + 1]
+    values[: len(rows)] = rows
+    return dict(zip(TRACE, values.T, strict=True))
 
 
 def _fit_through_levels(
@@ -284,21 +295,22 @@ def _fit_through_levels(
     eta: float,
     steps: int,
     snapshots: Snapshots,
-) -> np.ndarray:
+) -> pd.DataFrame:
     """:func:`_fit_steps` stopped at each pending level of ``snapshots`` in turn (fit's
     target loss) to keep the weights there, then continued: a constant step depends on the
     weights alone, so the pieces make the one run."""
     pieces, done = [], 0
     while True:
-        rows, reached = _fit_steps(
-            model, x, y, eta, steps - done, target_log_loss=snapshots.pending
+        ((trace, reached),) = _fit_steps(
+            [model], x, y, [eta], steps - done, target_log_loss=snapshots.pending
         )
-        pieces.append(rows if not pieces else rows[1:])  # each piece starts where one ended
-        done += len(rows) - 1
+        pieces.append(trace if not pieces else trace.iloc[1:])  # each starts where one ended
+        done += len(trace) - 1
         if reached:
-            snapshots.keep(float(rows[-1, 0]), nn.utils.parameters_to_vector(model.parameters()))
+            level = float(trace["log_loss_mean"].iloc[-1])
+            snapshots.keep(level, nn.utils.parameters_to_vector(model.parameters()))
         if not reached or done == steps:
-            return np.concatenate(pieces)
+            return pd.concat(pieces, ignore_index=True)
 
 
 def model_gd(
@@ -309,7 +321,6 @@ def model_gd(
     steps: int,
     *,
     snapshots: Snapshots | None = None,
-    callback: Callable[[dict], object] | None = None,
 ) -> dict:
     """Constant-step full-batch GD on any one-output ``model`` with :func:`marginlab.fit`;
     every step recorded.
@@ -317,8 +328,7 @@ def model_gd(
     Returns ``log_loss``, ``q_min`` and ``norm`` (all trainable parameters) per step
     ``0..T`` (nan from a step whose risk overflowed on: the engine stops such a run).
     ``snapshots`` keeps the trainable parameters (one vector) the first time the risk fell
-    to each of its levels; ``callback`` sees the metrics row of every step, with the model
-    at that step's weights.
+    to each of its levels.
 
     Examples
     --------
@@ -328,40 +338,28 @@ def model_gd(
     6
     """
     if snapshots is None:
-        rows, _ = _fit_steps(model, x, y, eta, steps, callback=callback)
-    elif callback is None:
-        rows = _fit_through_levels(model, x, y, eta, steps, snapshots)
+        ((trace, _),) = _fit_steps([model], x, y, [eta], steps)
     else:
-        raise ValueError("snapshots, callback: give one or neither (snapshots stop the run)")
-    values = np.full((steps + 1, len(TRACE)), np.nan)
-    values[: len(rows)] = rows[: steps + 1]
-    return dict(zip(TRACE, values.T, strict=True))
+        trace = _fit_through_levels(model, x, y, eta, steps, snapshots)
+    return _padded(trace, steps)
 
 
-def neuron_margins(
-    net: SignedTwoLayer, x: torch.Tensor, y: torch.Tensor, into: list
-) -> Callable[[dict], None]:
-    """A :func:`model_gd` callback that appends ``min_i y_i a_j phi(<w_j, x_i>) / ||w_j||``
-    of every neuron ``j`` of ``net`` (nan for a zero neuron) to ``into``.
+def neuron_margins(net: SignedTwoLayer, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """``min_i y_i a_j phi(<w_j, x_i>) / ||w_j||`` of every neuron ``j`` of ``net`` (nan for
+    a zero neuron).
 
     Examples
     --------
     >>> x, y = five_points()
-    >>> net, margins = SignedTwoLayer(torch.eye(2, 3, dtype=torch.float64)), []
-    >>> neuron_margins(net, x, y, margins)({})
-    >>> margins[0].round(3).tolist()
-    [0.343, -1.157]
+    >>> neuron_margins(SignedTwoLayer(torch.eye(2, 3, dtype=torch.float64)), x, y).round(3)
+    array([ 0.343, -1.157])
     """
     sign = 2.0 * y.to(x.dtype) - 1.0
-
-    def record(row: dict) -> None:
-        with torch.no_grad():
-            act = net.act(x @ net.weight.T)
-            per = (sign[:, None] * net.signs[None, :] * act).min(0).values
-            norms = net.weight.norm(dim=1)
-            into.append(torch.where(norms > 0, per / norms, torch.nan).numpy())
-
-    return record
+    with torch.no_grad():
+        act = net.act(x @ net.weight.T)
+        per = (sign[:, None] * net.signs[None, :] * act).min(0).values
+        norms = net.weight.norm(dim=1)
+        return torch.where(norms > 0, per / norms, torch.nan).numpy()
 
 
 def two_layer_gd(
@@ -374,7 +372,8 @@ def two_layer_gd(
     snapshots: Snapshots | None = None,
     neurons: list | None = None,
 ) -> Runs:
-    """Constant-step full-batch GD on :class:`SignedTwoLayer`, ``k`` runs (:func:`model_gd`).
+    """Constant-step full-batch GD on :class:`SignedTwoLayer`, ``k`` runs trained together
+    as replicas of one :func:`marginlab.fit`.
 
     Parameters
     ----------
@@ -409,15 +408,21 @@ def two_layer_gd(
         raise ValueError(f"snapshots, neurons: need one run (k = 1), got k = {len(weights)}")
     if len(weights) != len(etas):
         raise ValueError(f"etas: {len(etas)} step sizes for {len(weights)} starting weights")
-    runs = []
-    for weight, eta in zip(weights, etas, strict=True):
-        net = SignedTwoLayer(weight)
-        record = None if neurons is None else neuron_margins(net, x, y, neurons)
-        runs.append(model_gd(net, x, y, float(eta), steps, snapshots=snapshots, callback=record))
-    if neurons is not None:
-        neurons.extend([np.full(len(weights[0]), np.nan)] * (steps + 1 - len(neurons)))
+    nets = [SignedTwoLayer(weight) for weight in weights]
     if snapshots is not None:
+        runs = [model_gd(nets[0], x, y, float(etas[0]), steps, snapshots=snapshots)]
         snapshots.weights = [w.view(weights.shape[1:]) for w in snapshots.weights]
+    else:
+
+        def margins(net: SignedTwoLayer) -> dict:
+            return {"neurons": neuron_margins(net, x, y)}
+
+        extra = None if neurons is None else margins
+        traces = _fit_steps(nets, x, y, etas, steps, columns=extra)
+        runs = [_padded(trace, steps) for trace, _ in traces]
+        if neurons is not None:
+            neurons.extend(traces[0][0]["neurons"])
+            neurons.extend([np.full(len(weights[0]), np.nan)] * (steps + 1 - len(neurons)))
     columns = {key: np.stack([run[key] for run in runs], axis=1) for key in TRACE}
     return Runs(np.asarray(etas, dtype=float), **columns)
 
