@@ -18,6 +18,9 @@ max-margin classifiers themselves (the RKHS of the paper's F2, weights uniform o
 sphere: :func:`~marginlab.measure.references.rkhs.sphere_kernel`), the margin of the data's
 3-dimensional projection against d, and the candidates for the gap between our earlier
 single-draw port and Fig. 2(d) (:func:`gap_explained`). ``ci`` runs small problems of ours.
+Fig. 3, from the tangent-kernel to the F1 max-margin classifier after a large
+initialization, is :mod:`~marginlab.experiments.papers.chizat_bach_fig3` (``cpu`` and
+``full``).
 
 Margins are reported in the **paper's convention**: the network's margin
 ``min_i y_i f(x_i) / ((1/m) sum_j ||theta_j||^2)`` tends to the paper's ``gamma_1`` and
@@ -48,6 +51,8 @@ from torch import nn
 
 from marginlab.data import load_dataset
 from marginlab.experiments.claims import ClaimSpec, Judgement
+from marginlab.experiments.papers.chizat_bach_fig3 import CLAIMS as FIG3_CLAIMS
+from marginlab.experiments.papers.chizat_bach_fig3 import fig3
 from marginlab.experiments.study import Study
 from marginlab.measure.references.f1 import F1Result, f1_max_margin
 from marginlab.measure.references.rkhs import (
@@ -1170,6 +1175,7 @@ CLAIMS = (
             ),
         )
     ),
+    *FIG3_CLAIMS,
 )
 
 
@@ -1811,3 +1817,6 @@ def reproduce(study: Study) -> None:
         _limits(study, trainer, n, c.dims, CI_PROJECTION_DIMS, by_d, setting, oracle)
     else:
         _limits(study, fig2["trainer"], 256, FIG2_DIMS, FIG2_DIMS, by_d, setting, oracle)
+
+    # 5. Fig. 3: from the tangent kernel's max-margin classifier to the F1 one (cpu, full) ---
+    fig3(study)
