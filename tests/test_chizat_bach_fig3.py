@@ -8,7 +8,6 @@ import torch
 from torch.func import jacrev
 
 from marginlab.data import load_dataset
-from marginlab.experiments.papers.chizat_bach import MeanFieldNet
 from marginlab.experiments.papers.chizat_bach_fig3 import (
     PAPER_TIMES,
     Fig3,
@@ -17,6 +16,7 @@ from marginlab.experiments.papers.chizat_bach_fig3 import (
     separable_labellings,
     symmetric_start,
 )
+from marginlab.experiments.papers.chizat_bach_net import MeanFieldNet
 from marginlab.measure.references.rkhs import empirical_kernel
 from marginlab.measure.references.tangent import tangent_kernel
 from marginlab.training.fit import fit

@@ -43,6 +43,7 @@ from matplotlib.figure import Figure
 
 from marginlab.data import load_dataset
 from marginlab.experiments.claims import ClaimSpec, Judgement
+from marginlab.experiments.papers.chizat_bach_net import MeanFieldNet
 from marginlab.experiments.study import Study
 from marginlab.measure.references.f1 import f1_max_margin
 from marginlab.measure.references.rkhs import kernel_svm
@@ -184,9 +185,6 @@ def lazy_to_rich(setting: Fig3, replica: int, distribution: int) -> dict:
     >>> found["times"], len(found["to_kernel"]), len(found["kernel_shown"])
     ([1, 2, 3, 4], 4, 1681)
     """
-    # imported here: the paper's module imports this one for its claims
-    from marginlab.experiments.papers.chizat_bach import MeanFieldNet
-
     data = load_dataset(
         "clusters", n=setting.n, d=3, k=K, test_n=0, distribution=distribution, seed=replica
     )
