@@ -12,8 +12,11 @@ from marginlab.experiments.papers.chizat_bach_fig3 import (
     PAPER_TIMES,
     Fig3,
     direction_distance,
+    kernel_first,
+    lazy_to_rich,
     plane_grid,
     separable_labellings,
+    snapshot_figure,
     symmetric_start,
 )
 from marginlab.experiments.papers.chizat_bach_net import MeanFieldNet
@@ -115,3 +118,23 @@ def test_separable_labellings_give_two_labels_per_side_of_a_line():
         # separates the classes iff the two corners of a diagonal differ.
         assert labels[0] != labels[3] and labels[1] != labels[2]
         assert sorted(labels) == [-1, -1, 1, 1]
+
+
+def test_a_short_run_gives_the_figure_and_judgeable_distances():
+    setting = Fig3(n=8, m=4, steps=60, eta=1e-3, replicas=2, grid=9)
+    replicas = [lazy_to_rich(setting, r, d) for r, d in enumerate(separable_labellings(2))]
+    found = {"times": setting.times, "replicas": replicas}
+    assert all(len(r["to_kernel"]) == len(setting.times) for r in replicas)
+    # every paper time is drawn, each as a unit-RMS function on the grid
+    shown = replicas[0]["shown"]
+    assert sorted(map(int, shown)) == sorted({setting.paper_time(t) for t in PAPER_TIMES})
+    assert all(np.mean(np.square(v)) == pytest.approx(1.0, abs=1e-3) for v in shown.values())
+    fig = snapshot_figure(found, setting)
+    assert len(fig.axes) == 10
+    judged = kernel_first(
+        times=found["times"],
+        to_kernel=[r["to_kernel"] for r in replicas],
+        to_f1=[r["to_f1"] for r in replicas],
+        lazy_at=setting.paper_time(5e3),
+    )
+    assert "at step 1:" in judged.ours
