@@ -269,3 +269,77 @@ CONTROLS["margin-gap-explained"] = (
         ("margins along the steps missing", gap(steps=STEPS[:2])),
     ],
 )
+
+
+# Fig. 3: distances of f to the two references along training, 4 repetitions -------------
+FIG3_TIMES = [1, 10, 100, 500, 1000, 6000, 30000]
+LAZY_AT = 500
+# the shape measured at cpu: near the kernel classifier at the lazy step, then the F1 one
+TO_KERNEL = np.array([0.3, 0.16, 0.11, 0.06, 0.05, 0.10, 0.15])[None] + [
+    [0.0],
+    [0.01],
+    [-0.01],
+    [0.02],
+]
+TO_F1 = np.array([0.32, 0.17, 0.14, 0.12, 0.12, 0.08, 0.02])[None] + [[0.0], [-0.01], [0.01], [0.0]]
+
+
+def fig3(to_kernel=TO_KERNEL, to_f1=TO_F1, times=FIG3_TIMES, **extra):
+    return {"times": times, "to_kernel": to_kernel, "to_f1": to_f1, **extra}
+
+
+def _fig3_failing(lazy: bool) -> list:
+    """What a broken measurement gives, for each of the three claims."""
+    at = {"lazy_at": LAZY_AT} if lazy else {}
+    return [
+        ("one repetition", fig3(TO_KERNEL[:1], TO_F1[:1], **at)),
+        ("the two references identical", fig3(TO_KERNEL, TO_KERNEL, **at)),
+        ("a nan distance", fig3(np.where(TO_KERNEL == 0.05, np.nan, TO_KERNEL), TO_F1, **at)),
+        ("a snapshot missing", fig3(TO_KERNEL[:, 1:], TO_F1[:, 1:], **at)),
+    ]
+
+
+CONTROLS.update(
+    {
+        "fig3-kernel-early": (
+            [("the cpu run's shape", fig3(lazy_at=LAZY_AT))],
+            [
+                # from a small start there is no lazy phase: nearer F1 all along
+                ("nearer F1 from the start", fig3(TO_F1, TO_KERNEL, lazy_at=LAZY_AT)),
+                ("judged at a step that is no snapshot", fig3(lazy_at=400)),
+                (
+                    "one repetition far nearer F1 (the spread covers 0)",
+                    fig3(TO_KERNEL + [[0.0], [0.0], [0.0], [0.4]], lazy_at=LAZY_AT),
+                ),
+                *_fig3_failing(lazy=True),
+            ],
+        ),
+        "fig3-f1-late": (
+            [("the cpu run's shape", fig3())],
+            [
+                # a network that stays lazy (output layer only, or a short run)
+                (
+                    "still at the kernel classifier",
+                    fig3(TO_KERNEL * 0 + 0.05, TO_F1 * 0 + 0.12 + [[0.0], [0.01], [-0.01], [0.0]]),
+                ),
+                ("the references swapped", fig3(TO_F1, TO_KERNEL)),
+                *_fig3_failing(lazy=False),
+            ],
+        ),
+        "fig3-crossing": (
+            [("the cpu run's shape", fig3(lazy_at=LAZY_AT))],
+            [
+                (
+                    "stuck at the kernel classifier",
+                    fig3(np.full_like(TO_KERNEL, 0.05), np.full_like(TO_F1, 0.12), lazy_at=LAZY_AT),
+                ),
+                (
+                    "F1 nearer but the kernel distance flat (no departure from it)",
+                    fig3(np.full_like(TO_KERNEL, 0.05), TO_F1, lazy_at=LAZY_AT),
+                ),
+                ("judged at the last step", fig3(lazy_at=30000)),
+                *_fig3_failing(lazy=True),
+            ],
+        ),
+    }
+)

@@ -18,6 +18,9 @@ max-margin classifiers themselves (the RKHS of the paper's F2, weights uniform o
 sphere: :func:`~marginlab.measure.references.rkhs.sphere_kernel`), the margin of the data's
 3-dimensional projection against d, and the candidates for the gap between our earlier
 single-draw port and Fig. 2(d) (:func:`gap_explained`). ``ci`` runs small problems of ours.
+Fig. 3, from the tangent-kernel to the F1 max-margin classifier after a large
+initialization, is :mod:`~marginlab.experiments.papers.chizat_bach_fig3` (``cpu`` and
+``full``).
 
 Margins are reported in the **paper's convention**: the network's margin
 ``min_i y_i f(x_i) / ((1/m) sum_j ||theta_j||^2)`` tends to the paper's ``gamma_1`` and
@@ -44,10 +47,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from marginlab.data import load_dataset
 from marginlab.experiments.claims import ClaimSpec, Judgement
+from marginlab.experiments.papers.chizat_bach_fig3 import CLAIMS as FIG3_CLAIMS
+from marginlab.experiments.papers.chizat_bach_fig3 import fig3
+from marginlab.experiments.papers.chizat_bach_net import MeanFieldNet
 from marginlab.experiments.study import Study
 from marginlab.measure.references.f1 import F1Result, f1_max_margin
 from marginlab.measure.references.rkhs import (
@@ -57,7 +62,6 @@ from marginlab.measure.references.rkhs import (
     kernel_svm,
     sphere_kernel,
 )
-from marginlab.models.base import LayerGroup
 from marginlab.models.two_layer import TwoLayer
 from marginlab.plots import plot_boundary
 from marginlab.training.fit import fit
@@ -123,74 +127,6 @@ class TwoNet:
             model.body.hidden.weight.copy_(self.first[replica])
             model.output.weight.copy_(self.second[replica][None, :])
         return model
-
-
-class _MeanField(torch.autograd.Function):
-    """``(1/m) relu(x a^T) b`` with the reference code's backward pass.
-
-    The input-layer gradient is formed as ``x^T (relu'(z) g)``, a ``(d, m)`` product whose
-    long axis stays contiguous, then scaled by ``b``; autograd's generic path forms it as
-    ``(m, n) x (n, d)`` after an ``(n, m)`` outer product and takes about twice as long.
-    ``relu'(0) = 0``, as in the reference code and in torch.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        act = (x @ a.T).clamp_min_(0.0)
-        ctx.save_for_backward(x, act, b)
-        return (act @ b[0])[:, None] / a.shape[0]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
-        x, act, b = ctx.saved_tensors
-        py = grad[:, 0] / act.shape[1]
-        grad_a = grad_b = None
-        if ctx.needs_input_grad[1]:
-            slopes = torch.sign(act).mul_(py[:, None])
-            grad_a = b[0][:, None] * (x.T @ slopes).T
-        if ctx.needs_input_grad[2]:
-            grad_b = (act.T @ py)[None]
-        return None, grad_a, grad_b
-
-
-class MeanFieldNet(nn.Module):
-    """``f(x) = (1/m) sum_j b_j relu(<a_j, x>)``: :class:`TwoLayer`'s network as it trains here,
-    with the reference code's gradient (:class:`_MeanField`).
-
-    ``hidden`` holds ``a`` (``(m, d)``) and ``output`` holds ``b`` (``(1, m)``), as in
-    :class:`TwoLayer`. With ``train="output"`` the first layer is frozen and ``f`` is linear
-    in ``b``.
-
-    Examples
-    --------
-    >>> net = MeanFieldNet(torch.ones(3, 2), torch.ones(3), "both")
-    >>> net(torch.tensor([[1.0, -0.5]])).tolist(), net.homogeneity_order
-    ([[0.5]], 2.0)
-    """
-
-    def __init__(self, first: torch.Tensor, second: torch.Tensor, train: str) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(*first.shape[::-1], bias=False, dtype=first.dtype)
-        self.output = nn.Linear(first.shape[0], 1, bias=False, dtype=first.dtype)
-        with torch.no_grad():
-            self.hidden.weight.copy_(first)
-            self.output.weight.copy_(second[None])
-        self.hidden.requires_grad_(train == "both")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _MeanField.apply(x, self.hidden.weight, self.output.weight)
-
-    @property
-    def homogeneity_order(self) -> float:
-        return 2.0 if self.hidden.weight.requires_grad else 1.0
-
-    def layer_groups(self) -> list[LayerGroup]:
-        layers = [("hidden", self.hidden), ("output", self.output)]
-        return [
-            LayerGroup(name, (layer.weight,), 1.0)
-            for name, layer in layers
-            if layer.weight.requires_grad
-        ]
 
 
 @dataclass(frozen=True)
@@ -1170,6 +1106,7 @@ CLAIMS = (
             ),
         )
     ),
+    *FIG3_CLAIMS,
 )
 
 
@@ -1811,3 +1748,6 @@ def reproduce(study: Study) -> None:
         _limits(study, trainer, n, c.dims, CI_PROJECTION_DIMS, by_d, setting, oracle)
     else:
         _limits(study, fig2["trainer"], 256, FIG2_DIMS, FIG2_DIMS, by_d, setting, oracle)
+
+    # 5. Fig. 3: from the tangent kernel's max-margin classifier to the F1 one (cpu, full) ---
+    fig3(study)
