@@ -50,10 +50,10 @@ def margin_label(key: str) -> str:
     >>> margin_label("smoothed_margin")
     'smoothed margin l^-1(L)/rho^L'
     >>> margin_label("normalized_margin_layers")
-    "normalized margin q_min/prod||W_i|| (Lyu & Li's plotted quantity)"
+    'normalized margin q_min/prod||W_i|| (plotted by Lyu & Li)'
     """
     kind = key.partition("_")[0]
-    paper = " (Lyu & Li's plotted quantity)" if key == PAPER_MARGIN else ""
+    paper = " (plotted by Lyu & Li)" if key == PAPER_MARGIN else ""
     return f"{kind} margin {MARGIN_LABELS[key]}{paper}"
 
 
