@@ -350,3 +350,23 @@ def test_paired_changes_count_the_samples_that_moved_and_test_them_exactly():
         )
     assert rows[0]["p_value"] < 1e-3  # 5:3 over hundreds of samples is no accident
     assert all(r["more_robust"] == r["less_robust"] == 0 and r["p_value"] == 1 for r in rows[3:])
+
+
+@pytest.mark.parametrize(
+    ("attack", "options", "upper_bound"),
+    [
+        ("cw", {"binary_search_steps": 2, "steps": 200}, True),  # abort_early: stops early
+        ("cw", {"binary_search_steps": 2, "steps": 200, "abort_early": False}, False),
+        ("fmn", {"steps": 200}, False),  # runs every step
+    ],
+)
+def test_attack_estimate_says_upper_bound_only_where_the_attack_stops_early(
+    run_dir, capsys, attack, options, upper_bound
+):
+    attack_along_training(run_dir, ["last"], n=4, attack=attack, options=options)
+    (estimate,) = [line for line in capsys.readouterr().err.splitlines() if "would take" in line]
+    assert ("would take at most" in estimate) == upper_bound
+    assert ("would take about" in estimate) == (not upper_bound)
+    assert ("an upper bound, as if every step ran" in estimate) == upper_bound
+    if upper_bound:
+        assert "C&W ends a binary-search step once its loss stops falling" in estimate

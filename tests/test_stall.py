@@ -84,3 +84,61 @@ def test_a_separable_problem_under_loss_based_is_not_stopped(tmp_path):
 
     status = load_run(train(config, tmp_path / "g", progress=False)).status
     assert status["state"] == "finished" and status["target_reached"] is True
+
+
+def _feed_slowly(watch: StallWatch, losses, seconds: float = 1.0) -> int:
+    """As :func:`_feed`, with ``seconds`` per attempt on the watch's clock."""
+    now = [0.0]
+    watch.clock = lambda: now[0]
+    for attempt, loss in enumerate(losses):
+        now[0] += seconds
+        watch.see(epoch=attempt // 3, log_loss=math.log(loss))
+    return attempt + 1
+
+
+def test_slow_attempts_end_a_window_early_so_a_stuck_run_stops_within_a_minute():
+    # minibatch epochs of a second: the 1000-attempt window alone would take 17 minutes
+    watch = StallWatch(log_fitted=FITTED, window_seconds=15, min_window=20)
+    with pytest.raises(TrainingStopped, match=r"over the last 20 attempts \(19 s\)"):
+        _feed_slowly(watch, [0.69] * 1000)
+    watch = StallWatch(log_fitted=FITTED, window_seconds=15, min_window=10)
+    with pytest.raises(TrainingStopped, match=r"over the last 16 attempts \(15 s\)"):
+        _feed_slowly(watch, [0.69] * 1000)
+
+
+def test_a_shorter_window_asks_the_same_pace():
+    # Attempts of a second, windows of 20: a pace that fits in 50000 attempts goes on (the
+    # 1000-attempt window asks for at most 100000), one that needs 200000 stops.
+    def descent(attempts_to_fit: int, count: int) -> list[float]:
+        start = math.log(0.69)
+        return [math.exp(start + (FITTED - start) * t / attempts_to_fit) for t in range(count)]
+
+    def watch() -> StallWatch:
+        return StallWatch(log_fitted=FITTED, window_seconds=15, min_window=20)
+
+    assert _feed_slowly(watch(), descent(50_000, 400)) == 400
+    with pytest.raises(TrainingStopped, match="at that pace fitting it would take"):
+        _feed_slowly(watch(), descent(200_000, 400))
+
+
+def test_a_non_separable_minibatch_problem_stops_with_the_cause(tmp_path, monkeypatch):
+    # Minibatch attempts are whole epochs; here windows end after 0.2 s (15 s in a run) so
+    # that the test is quick, and the stop comes from the window's time, not its length.
+    from functools import partial
+
+    import marginlab.training.engine as engine
+    from marginlab import load_run
+
+    monkeypatch.setattr(engine, "StallWatch", partial(StallWatch, window_seconds=0.2))
+    config = {
+        "loss": "logistic",
+        "data": {"name": "xor", "params": {"n": 40, "noise": 0.3}},
+        "model": {"kind": "linear"},
+        "train": {"schedule": "loss_based", "batch_size": 8},
+        "threads": 1,
+    }
+    status = load_run(train(config, tmp_path / "xor", progress=False)).status
+    assert status["state"] == "stopped"
+    assert "not separable by this model" in status["message"]
+    attempts = int(status["message"].split("over the last ")[1].split()[0])
+    assert attempts < 1000  # the window ended on its time

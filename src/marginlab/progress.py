@@ -44,7 +44,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
-def cost_message(what: str, seconds: float, detail: str, shorten: str) -> str:
+def cost_message(
+    what: str, seconds: float, detail: str, shorten: str, upper_bound: bool = False
+) -> str:
     """The estimate of a job before it starts; a warning past an hour, with what shortens it.
 
     Parameters
@@ -57,6 +59,9 @@ def cost_message(what: str, seconds: float, detail: str, shorten: str) -> str:
         Where the number comes from, e.g. ``"1.1 s per sample and checkpoint, timed on 4"``.
     shorten : str
         What makes it shorter, e.g. ``"--n 100"``.
+    upper_bound : bool
+        Whether ``seconds`` is an upper bound (the job may stop early): "at most", not
+        "about".
 
     Examples
     --------
@@ -64,18 +69,27 @@ def cost_message(what: str, seconds: float, detail: str, shorten: str) -> str:
     marginlab: warning: the run would take about 11 days on this machine (94 s per epoch); ...
     >>> print(cost_message("the attack", 90, "0.3 s per sample", "--n N"))
     marginlab: estimate: the attack would take about 1 min 30 s on this machine (0.3 s ...)
+    >>> print(cost_message("the attack", 90, "C&W may stop early", "--n N", upper_bound=True))
+    marginlab: estimate: the attack would take at most 1 min 30 s on this machine (C&W may ...)
     """
-    text = f"{what} would take about {format_duration(seconds)} on this machine ({detail})"
+    bound = "at most" if upper_bound else "about"
+    text = f"{what} would take {bound} {format_duration(seconds)} on this machine ({detail})"
     if seconds > AN_HOUR:
         return f"marginlab: warning: {text}; more than an hour: shorten it with {shorten}"
     return f"marginlab: estimate: {text}"
 
 
 def announce_cost(
-    what: str, seconds: float, detail: str, shorten: str, stream: TextIO | None = None
+    what: str,
+    seconds: float,
+    detail: str,
+    shorten: str,
+    stream: TextIO | None = None,
+    upper_bound: bool = False,
 ) -> None:
     """Print :func:`cost_message` (to standard error by default)."""
-    print(cost_message(what, seconds, detail, shorten), file=stream or sys.stderr, flush=True)
+    message = cost_message(what, seconds, detail, shorten, upper_bound)
+    print(message, file=stream or sys.stderr, flush=True)
 
 
 def _left(seconds: float | None) -> str:

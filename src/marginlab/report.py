@@ -22,11 +22,13 @@ import yaml
 from matplotlib.figure import Figure
 
 import marginlab
+from marginlab.measure.margins import MARGIN_LABELS, PAPER_MARGIN, margin_label
 from marginlab.measure.trajectory import threshold_row
 from marginlab.numerics import format_log10
 from marginlab.plots import FIGURES, FigureUnavailable, save
 from marginlab.plots import figure as draw_figure
 from marginlab.results.collect import RunResults, collect, collect_runs
+from marginlab.results.reference import NETWORK_MARGIN
 from marginlab.results.robustness import RobustnessReport
 from marginlab.runs.run import Run
 from marginlab.runs.store import no_link
@@ -76,11 +78,12 @@ SUMMARY: dict[str, Callable[[dict], str]] = {
     "train accuracy": lambda row: _percent(row.get("train_acc")),
     "test accuracy": lambda row: _percent(row.get("test_acc")),
     "q_min": lambda row: _number(row.get("q_min")),
-    "normalized margin / rho^L": lambda row: _number(row.get("normalized_margin")),
-    "normalized margin / prod ||w_i||": lambda row: _number(row.get("normalized_margin_layers")),
-    "smoothed margin / rho^L": lambda row: _number(row.get("smoothed_margin")),
-    "smoothed margin / prod ||w_i||": lambda row: _number(row.get("smoothed_margin_layers")),
-    "parameter norm rho": lambda row: _number(row.get("param_norm")),
+    # the paper's plotted quantity first
+    **{
+        margin_label(key): (lambda row, key=key: _number(row.get(key)))
+        for key in sorted(MARGIN_LABELS, key=lambda key: key != PAPER_MARGIN)
+    },
+    "parameter norm rho = ||theta||": lambda row: _number(row.get("param_norm")),
     "layer norms": lambda row: _number(row.get("layer_norms")),
     "alpha": lambda row: _number(row.get("alpha")),
     "learning rate": lambda row: _log10(row.get("log10_lr")),
@@ -199,7 +202,9 @@ def _kkt_records(r: RunResults) -> str:
             rows.append({**line, "not certified": row.error})
             continue
         res = row.result
-        line.update({"normalized margin": res.normalized_margin, "1-beta": 1.0 - res.beta})
+        line.update(
+            {MARGIN_LABELS["normalized_margin"]: res.normalized_margin, "1-beta": 1.0 - res.beta}
+        )
         certs = [("loss weights", res.loss_weights)]
         certs += [(f"tau={c.tau:g}", c) for c in res.certificates]
         for name, cert in certs:
@@ -220,6 +225,7 @@ def _kkt_records(r: RunResults) -> str:
 
 
 def _robustness_records(report: RobustnessReport) -> str:
+    table = report.table().rename(columns=MARGIN_LABELS)  # names the margin's normalization
     paired = report.paired()
     moved = paired[paired["more_robust"] + paired["less_robust"] > 0]
     tests = (
@@ -230,7 +236,7 @@ def _robustness_records(report: RobustnessReport) -> str:
     )
     return (
         f"<h3>Robustness, {html.escape(report.setting)} ({len(report.indices)} samples, "
-        f"{html.escape(report.file_name)})</h3>{_frame(report.table(), '.4g')}{tests}"
+        f"{html.escape(report.file_name)})</h3>{_frame(table, '.4g')}{tests}"
     )
 
 
@@ -242,10 +248,10 @@ def _reference_records(r: RunResults) -> str:
             {
                 "reference": c.kind,
                 "epoch": c.epoch,
-                "reference margin": c.reference_margin,
-                "network margin": c.network_margin,
+                f"reference margin {NETWORK_MARGIN}": c.reference_margin,
+                f"network margin {NETWORK_MARGIN}": c.network_margin,
                 "ratio": c.ratio,
-                "normalization": c.note,
+                "how the reference is normalized": c.note,
             }
             for c in r.references
         ]

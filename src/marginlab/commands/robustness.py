@@ -41,6 +41,7 @@ def _option(text: str) -> tuple[str, object]:
 def _attack(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from marginlab.measure.margins import MARGIN_LABELS
     from marginlab.report import robustness_figure
     from marginlab.results.robustness import attack_along_training
     from marginlab.runs.run import load_run
@@ -67,7 +68,8 @@ def _attack(args: argparse.Namespace) -> int:
     # the comparisons where some sample moved; the JSON keeps them all
     moved = paired[paired["more_robust"] + paired["less_robust"] > 0]
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(report.table().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        table = report.table().rename(columns=MARGIN_LABELS)  # names the normalization
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if len(moved):
             print("\nfrom each checkpoint to the next, the same samples (exact sign test):")
             print(moved.to_string(index=False, float_format=lambda v: f"{v:.2g}"))

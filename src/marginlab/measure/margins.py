@@ -24,6 +24,38 @@ from marginlab.losses import Loss, get_loss, log_sum
 
 SUPPORT_DECADES = 7
 
+# How tables, progress lines and plots name each margin of the metrics: by what it divides
+# by, since the two normalizations differ by orders of magnitude (1e-13 against 3e-8 on the
+# MNIST job). ``rho = ||theta||``; ``prod||W_i||`` is the product of the layer norms (each
+# to its degree ``k_i``, 1 in a plain network).
+RHO = "rho^L"
+LAYERS = "prod||W_i||"
+MARGIN_LABELS = {
+    "normalized_margin": f"q_min/{RHO}",
+    "normalized_margin_layers": f"q_min/{LAYERS}",
+    "smoothed_margin": f"l^-1(L)/{RHO}",
+    "smoothed_margin_layers": f"l^-1(L)/{LAYERS}",
+}
+# Lyu & Li plot q_min over the product of the layer norms (the first layer's bias counted
+# with its layer): the margin to show where only one is shown.
+PAPER_MARGIN = "normalized_margin_layers"
+
+
+def margin_label(key: str) -> str:
+    """The name of a margin column of the metrics in a table: what it is, what it divides
+    by, and whether it is the quantity the paper plots.
+
+    Examples
+    --------
+    >>> margin_label("smoothed_margin")
+    'smoothed margin l^-1(L)/rho^L'
+    >>> margin_label("normalized_margin_layers")
+    'normalized margin q_min/prod||W_i|| (plotted by Lyu & Li)'
+    """
+    kind = key.partition("_")[0]
+    paper = " (plotted by Lyu & Li)" if key == PAPER_MARGIN else ""
+    return f"{kind} margin {MARGIN_LABELS[key]}{paper}"
+
 
 def pairwise_margins(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Return the margins ``s_nj`` in float64, shape ``(N, C-1)``, or ``(N, 1)`` for binary.

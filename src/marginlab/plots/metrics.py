@@ -32,13 +32,20 @@ X_LABELS = {
     "epoch": "epoch (accepted full passes)",
     "log10_accumulated_lr": r"accumulated learning rate $T$ (log$_{10}$)",
 }
+# Each normalization of the margins: its columns (normalized: q_min, smoothed: l^-1(L), over
+# the divisor) and the divisor, named on the y axis. Lyu & Li plot the margins over the
+# product of the layer norms.
 MARGIN_KEYS = {
-    "rho": ({"normalized_margin": "normalized", "smoothed_margin": "smoothed"}, r"$\rho^L$"),
+    "rho": (
+        {"normalized_margin": "normalized", "smoothed_margin": "smoothed"},
+        r"$\rho^L = \|\theta\|^L$",
+    ),
     "layers": (
         {"normalized_margin_layers": "normalized", "smoothed_margin_layers": "smoothed"},
         r"$\Pi_i \|w_i\|^{k_i}$",
     ),
 }
+PAPER_NOTE = {"rho": "", "layers": " (Lyu & Li plot this)"}
 SCHEDULE_PANELS = {
     "alpha": ("step factor alpha (loss-based: lr = alpha / L)", True),
     "log10_lr": ("learning rate (log$_{10}$)", False),
@@ -163,11 +170,18 @@ def plot_margins(ax: Axes, data: Runs, normalization: str = "rho") -> None:
     >>> plot_margins(ax, metrics)
     >>> [line.get_label() for line in ax.lines]
     ['normalized', 'smoothed', 'l(0) at 5']
+    >>> print(ax.get_ylabel())
+    margin / $\\rho^L = \\|\\theta\\|^L$
     """
     series, norm = MARGIN_KEYS[normalization]
     entries = plot_series(ax, data, "epoch", series)
     entries += mark_threshold(ax, data, "epoch")
-    finish(ax, X_LABELS["epoch"], f"margin / {norm} (scale-free)", f"margins normalized by {norm}")
+    finish(
+        ax,
+        X_LABELS["epoch"],
+        f"margin / {norm}",
+        f"margins normalized by {norm}{PAPER_NOTE[normalization]}",
+    )
     series_legend(ax, entries)
 
 

@@ -16,12 +16,16 @@ import torch
 from torch import nn
 
 # The solvers (scipy, cvxpy) load when a reference is computed, not when one is read.
+from marginlab.measure.margins import MARGIN_LABELS
 from marginlab.progress import Bar
 from marginlab.results.record import Record, finite_or_none, shown
 from marginlab.runs.checkpoint_spec import CheckpointSpec
 from marginlab.runs.run import Run, load_run
 
 REFERENCE_KINDS = ("svm", "f1", "rkhs", "nonconvex")
+# Both margins of a comparison are in the network's normalization, so that their ratio is 1
+# when the network reached the reference.
+NETWORK_MARGIN = MARGIN_LABELS["normalized_margin"]
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,10 @@ class ReferenceComparison(Record):
                 f"{details['closed_form']['margin']:.6g}"
             )
         lines.append(
-            f"reference margin ({self.kind}) {self.reference_margin:.6g}   network margin "
-            f"{self.network_margin:.6g}   ratio {self.ratio:.4f}"
+            f"reference margin ({self.kind}) {NETWORK_MARGIN} {self.reference_margin:.6g}   "
+            f"network margin {NETWORK_MARGIN} {self.network_margin:.6g}   ratio {self.ratio:.4f}"
         )
+        lines.append(f"  ({self.note})")
         return "\n".join(lines)
 
     @classmethod
@@ -342,7 +347,7 @@ def compare_reference(
         parts = {
             "details": result.to_dict(),
             "reference_margin": result.margin,
-            "note": "reference_margin: the best normalized margin found from random starts",
+            "note": f"reference_margin: the best {NETWORK_MARGIN} found from random starts",
         }
     else:
         solve = {"svm": lambda: _svm(run, model, x, y), "f1": lambda: _f1(model, x, y, tol)}

@@ -353,19 +353,22 @@ PROBE_SAMPLES = (1, 4)
 def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size) -> None:
     """Time the attack on a few samples of the first checkpoint; print what the whole job
     will cost (a warning past an hour)."""
-    from marginlab.measure.attacks import attack_settings, run_attack
+    from marginlab.measure.attacks import ATTACKS, attack_settings, run_attack
     from marginlab.progress import announce_cost
 
     model = run.load_model(chosen[0], device=device)
     sizes = [k for k in PROBE_SAMPLES if k <= len(x)]
     # The probe runs a hundredth of each step count (C&W: 9 x 10000 steps) and scales back:
-    # an upper bound, since the attack itself may stop early.
-    probe_options, scale = dict(options or {}), 1.0
+    # the cost of every step run, an upper bound where the attack stops early.
+    probe_options, scale, stops_early = dict(options or {}), 1.0, ""
     if attack != "best":
-        for key, value in attack_settings(attack, options).items():
+        settings = attack_settings(attack, options)
+        for key, value in settings.items():
             if key.endswith("steps") and isinstance(value, int) and value >= 100:
                 probe_options[key] = value // 100
                 scale *= value / (value // 100)
+        if scale > 1:
+            stops_early = ATTACKS[attack].stops_early(settings)
     seconds = [
         scale
         * run_attack(
@@ -388,12 +391,14 @@ def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device, 
     batches = [batch_size] * full + ([rest] if rest else [])
     checkpoints = len({checkpoint.epoch for checkpoint in chosen})
     total = checkpoints * sum(fixed + per_sample * b for b in batches)
+    bound = f"an upper bound, as if every step ran: {stops_early}; " if stops_early else ""
     announce_cost(
-        "the attack" if scale == 1 else "the attack (at most; it may stop early)",
+        "the attack",
         total,
-        f"{fixed:.2g} s per batch and {per_sample:.2g} s per sample, timed on {sizes} "
+        f"{bound}{fixed:.2g} s per batch and {per_sample:.2g} s per sample, timed on {sizes} "
         f"samples; {len(x)} samples in batches of {batch_size} at {checkpoints} checkpoints",
         "--n N or fewer --checkpoints",
+        upper_bound=bool(stops_early),
     )
 
 

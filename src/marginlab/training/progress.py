@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from marginlab.measure.margins import MARGIN_LABELS, PAPER_MARGIN, margin_label
 from marginlab.measure.trajectory import relative_drops
 from marginlab.numerics import format_log10
 from marginlab.progress import Bar, cost_message, format_duration
@@ -26,9 +27,6 @@ from marginlab.training.estimate import EpochCost
 PACE_ROWS = 20
 PACE_ROWS_TO_ANNOUNCE = 5
 SHORTEN = "--set train.max_epochs=N, --set data.n_train=N, or a smaller model"
-# The labels of the margins shown: the papers plot q_min over the product of the layer norms.
-LAYERS_LABEL = "q_min/prod||W_i||"
-RHO_LABEL = "q_min/rho^L"
 
 
 def _number(value: float | None) -> str:
@@ -48,9 +46,8 @@ def progress_line(row: dict, target_log10_loss: float | None = None) -> str:
     ...     target_log10_loss=-900))
     epoch 3 | loss 3.2e-882 (target 1e-900) | q_min/prod||W_i|| 3e-08 | acc 100.0% | ...
     """
-    label, margin = LAYERS_LABEL, row.get("normalized_margin_layers")
-    if margin is None:
-        label, margin = RHO_LABEL, row.get("normalized_margin")
+    key = PAPER_MARGIN if row.get(PAPER_MARGIN) is not None else "normalized_margin"
+    label, margin = MARGIN_LABELS[key], row.get(key)
     loss = format_log10(row["log10_loss_mean"])
     if target_log10_loss is not None:
         loss += f" (target 1e{target_log10_loss:g})"
@@ -244,14 +241,13 @@ def summary_table(name: str, row: dict, margins: Sequence[float] = ()) -> Table:
         "train accuracy": f"{100 * row['train_acc']:.2f}%",
         "test accuracy": "-" if row.get("test_acc") is None else f"{100 * row['test_acc']:.2f}%",
         "q_min": _number(row.get("q_min")),
-        f"normalized margin {RHO_LABEL}": _number(row.get("normalized_margin")),
-        f"normalized margin {LAYERS_LABEL} (plotted by the papers)": _number(
-            row.get("normalized_margin_layers")
-        ),
-        "smoothed margin (normalized by rho^L)": _number(row.get("smoothed_margin")),
+        **{
+            margin_label(key): _number(row.get(key))
+            for key in ("normalized_margin", "normalized_margin_layers", "smoothed_margin")
+        },
         "smoothed margin decreases": decreases,
         "largest decrease (relative)": largest,
-        "parameter norm": _number(row.get("param_norm")),
+        "parameter norm rho = ||theta||": _number(row.get("param_norm")),
         "alpha": _number(row.get("alpha")),
         "learning rate": format_log10(row.get("log10_lr")),
         "rollbacks": str(row.get("rollbacks")),

@@ -81,6 +81,10 @@ class Attack:
         True for an attack that runs at given epsilons (PGD): it knows nothing beyond the
         largest. False for a minimal-norm attack, whose one distance per sample gives the
         robust accuracy at every epsilon.
+    stops_early : callable
+        ``stops_early(options)``: how the attack, with these options, may stop before its
+        last step (in words), or ``""`` when it runs every step. A cost timed with every
+        step run is then an upper bound.
     """
 
     name: str
@@ -88,6 +92,7 @@ class Attack:
     options: Mapping[str, Any]
     build: Callable[[AttackSetup], BatchAttack]
     fixed_eps: bool = False
+    stops_early: Callable[[Mapping[str, Any]], str] = lambda options: ""
 
 
 @dataclass(frozen=True)

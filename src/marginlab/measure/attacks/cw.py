@@ -26,4 +26,9 @@ CW = Attack(
         "abort_early": True,
     },
     build=build,
+    stops_early=lambda options: (
+        "C&W ends a binary-search step once its loss stops falling (abort_early)"
+        if options["abort_early"]
+        else ""
+    ),
 )

@@ -63,4 +63,7 @@ PGD = Attack(
     options={"steps": 100, "rel_stepsize": 0.1, "restarts": 10},
     build=build,
     fixed_eps=True,
+    stops_early=lambda options: (
+        "PGD skips the restarts and larger epsilons of a sample once it falls"
+    ),
 )
