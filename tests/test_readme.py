@@ -52,8 +52,8 @@ COMMANDS: dict[str, str | None | tuple[object, str]] = {
     "marginlab run mnist-cnn-loss-based": (SKIP, "weeks; its warning: test_progress.py"),
     # every checkpoint of the deep CNN took over 15 minutes on a busy machine: the last one
     "marginlab kkt runs/quick --checkpoint all": "marginlab kkt runs/quick --checkpoint last",
-    "marginlab attack runs/quick --checkpoints 1e-10,1e-20,last --n 100": (
-        "marginlab attack runs/quick --checkpoints 1e-10,1e-20,last --n 6"
+    "marginlab attack runs/quick --checkpoints 1e-10,1e-20,last --n 100 --option steps=1000": (
+        "marginlab attack runs/quick --checkpoints 1e-10,1e-20,last --n 6 --option steps=1000"
     ),
     "marginlab attack runs/quick --attack best --n 20 --option cw.steps=200": (
         "marginlab attack runs/quick --attack best --n 3 --option cw.steps=20"

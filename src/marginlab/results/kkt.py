@@ -389,23 +389,30 @@ def kkt_along_training(
     run = run if isinstance(run, Run) else load_run(run)
     chosen = _chosen(run, checkpoints)
     x, y = run.load_data("train")
-    rows = []
+    # The last checkpoint first: it has the most active constraints, so its time makes an
+    # estimate for the whole table that errs high (the first, initial weights, is not even
+    # certified and would make it far too low). Rows keep the checkpoints' order.
+    order = [len(chosen) - 1, *range(len(chosen) - 1)]
+    done: dict[int, KKTRow] = {}
     with Bar("kkt", total=len(chosen), enabled=progress) as bar:
-        for checkpoint in chosen:
-            bar.update(len(rows), f"epoch {checkpoint.epoch}")
-            rows.append(_certify(run, checkpoint, x, y, taus, memory_budget, chunk_size))
-            if len(rows) == 1 and len(chosen) > 1 and progress:
+        for index in order:
+            checkpoint = chosen[index]
+            bar.update(len(done), f"epoch {checkpoint.epoch}")
+            done[index] = _certify(run, checkpoint, x, y, taus, memory_budget, chunk_size)
+            if len(done) == 1 and len(chosen) > 1 and progress:
                 bar.message(
                     cost_message(
                         "kkt",
                         bar.elapsed() * len(chosen),
-                        f"the first checkpoint took {format_duration(bar.elapsed())}; "
-                        f"{len(chosen)} checkpoints, later ones with more active constraints",
+                        f"the last checkpoint took {format_duration(bar.elapsed())}; "
+                        f"{len(chosen)} checkpoints, the earlier ones with fewer active "
+                        "constraints",
                         "--checkpoint LEVEL (one checkpoint) or a larger --memory-budget",
                     )
                 )
-        bar.update(len(rows), "done")
-    return KKTTable(taus=tuple(float(t) for t in taus), rows=tuple(rows))
+        bar.update(len(done), "done")
+    rows = tuple(done[index] for index in range(len(chosen)))
+    return KKTTable(taus=tuple(float(t) for t in taus), rows=rows)
 
 
 def _certify(run, checkpoint, x, y, taus, memory_budget, chunk_size) -> KKTRow:
