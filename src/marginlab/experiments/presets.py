@@ -90,7 +90,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
             "loss": "cross_entropy",
             "data": {"name": "digits"},
             "model": {"kind": "mlp", "hidden": [64, 64]},
-            "train": {"schedule": "loss_based", "max_epochs": 2000, "target_log10_loss": -100.0},
+            # full-batch GD fits digits slowly (alpha falls until every sample is fitted):
+            # about 2.7e-5 after 2000 epochs, so the target is one the run reaches
+            "train": {"schedule": "loss_based", "max_epochs": 2000, "target_log10_loss": -4.0},
             "log": {"every": 10},
             "threads": 1,
         },
