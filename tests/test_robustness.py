@@ -370,3 +370,14 @@ def test_attack_estimate_says_upper_bound_only_where_the_attack_stops_early(
     assert ("an upper bound, as if every step ran" in estimate) == upper_bound
     if upper_bound:
         assert "C&W ends a binary-search step once its loss stops falling" in estimate
+
+
+def test_a_one_batch_attack_shows_the_estimate_as_its_remaining_time(run_dir, capsys):
+    # every sample in one batch: finished batches give no pace before the end, so the bar
+    # counts down the estimate printed before the attack
+    attack_along_training(
+        run_dir, ["last"], n=4, attack="fmn", options={"steps": 200}, batch_size=128
+    )
+    lines = capsys.readouterr().err.splitlines()
+    first = next(line for line in lines if "samples" in line and "elapsed" in line)
+    assert "left" in first and "time left unknown" not in first

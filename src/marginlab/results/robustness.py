@@ -350,9 +350,11 @@ def _found_by(values: list | None) -> tuple[str, ...] | None:
 PROBE_SAMPLES = (1, 4)
 
 
-def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size) -> None:
+def _announce_cost(
+    run, chosen, x, y, attack, norm, eps, options, seed, device, batch_size
+) -> float:
     """Time the attack on a few samples of the first checkpoint; print what the whole job
-    will cost (a warning past an hour)."""
+    will cost (a warning past an hour) and return the seconds of one checkpoint."""
     from marginlab.measure.attacks import ATTACKS, attack_settings, run_attack
     from marginlab.progress import announce_cost
 
@@ -400,6 +402,7 @@ def _announce_cost(run, chosen, x, y, attack, norm, eps, options, seed, device, 
         "--n N or fewer --checkpoints",
         upper_bound=bool(stops_early),
     )
+    return total / checkpoints
 
 
 def attack_along_training(
@@ -487,8 +490,9 @@ def attack_along_training(
     x_train, y_train = run.load_data("train", device=torch_device)
     loss = get_loss(validate(run.config).loss)
 
+    per_checkpoint = None  # the estimated seconds of one checkpoint, for its bar
     if progress:
-        _announce_cost(
+        per_checkpoint = _announce_cost(
             run, chosen, x, y, attack, norm, eps_tuple, options, seed, torch_device, batch_size
         )
     by_epoch: dict[int, tuple[AttackResult, np.ndarray, float | None]] = {}
@@ -508,6 +512,7 @@ def attack_along_training(
                 seed=seed,
                 progress=progress,
                 description=f"{attack} {norm} {spec} (epoch {checkpoint.epoch})",
+                expected_seconds=per_checkpoint,
             )
             try:
                 lower = certified_radius(model, x, y, norm=norm)

@@ -141,6 +141,7 @@ def run_attack(
     seed: int = 0,
     progress: bool = True,
     description: str | None = None,
+    expected_seconds: float | None = None,
 ) -> AttackResult:
     """Attack every sample of ``(x, y)`` and return verified per-sample distances.
 
@@ -179,6 +180,9 @@ def run_attack(
         Show a progress bar.
     description : str, optional
         Label of the progress bar.
+    expected_seconds : float, optional
+        The attack's estimated cost: the bar counts it down until finished batches give a
+        pace of their own.
 
     Returns
     -------
@@ -245,7 +249,8 @@ def run_attack(
         misclassified = torch.zeros(len(x), dtype=torch.bool, device=device)
         for i, part in _chunks(x, batch_size):
             misclassified[i : i + len(part)] = is_adversarial(model, part, y[i : i + len(part)])
-        bar.advance(int(misclassified.sum()), "samples")
+        # the estimate counts down until finished batches give a pace (one batch gives none)
+        bar.update(int(misclassified.sum()), "samples", remaining=expected_seconds)
         with torch.no_grad():
             binary = model(x[:1]).shape[1] == 1
         classifier = TwoLogits(model).eval() if binary else model
