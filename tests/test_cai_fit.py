@@ -110,3 +110,11 @@ def test_one_run_per_step_size_and_one_run_for_the_extras():
         cai.two_layer_gd(x, y, start, [1.0], 3)
     with pytest.raises(ValueError, match="snapshots, neurons: need one run"):
         cai.two_layer_gd(x, y, start, [1.0, 2.0], 3, neurons=[])
+
+
+def test_a_snapshot_level_below_float64_is_a_target_fit_can_take():
+    # exp(-2000) is 0 in float64: the level goes to fit as exact text, not as a float
+    x, y = cai.five_points()
+    net = cai.SignedTwoLayer(0.1 * torch.ones(2, 3, dtype=torch.float64))
+    ((trace, reached),) = cai._fit_steps([net], x, y, [1.0], 5, target_log_loss=-2000.0)
+    assert not reached and len(trace) == 6

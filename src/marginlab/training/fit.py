@@ -238,7 +238,7 @@ def _fit_replicas(
             schedule=per["schedule"][k],
             name=f"{name}-{k}",
             **settings,
-        )  # fmt: skip
+        )
         for k, model in enumerate(models)
     ]
     if parts[0].config.train.batch_size is not None:

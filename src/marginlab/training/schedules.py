@@ -57,7 +57,9 @@ class ScheduleState:
     epochs: int = 0
 
 
-def _check_finite(log_loss: float, completed: bool, what: str) -> None:
+def check_finite(log_loss: float, completed: bool, what: str) -> None:
+    """Raise :class:`TrainingStopped` for an aborted attempt or a loss that is not finite
+    (``what``: the schedule, named in the message); for schedules that never roll back."""
     if not completed or not math.isfinite(log_loss):
         raise TrainingStopped(
             f"training diverged under the {what} schedule (loss became nan or inf); "
@@ -94,7 +96,7 @@ class Constant:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        _check_finite(log_loss, completed, "constant")
+        check_finite(log_loss, completed, "constant")
         return True, replace(state, log_frame=log_loss)
 
 
@@ -200,7 +202,7 @@ class Normalized:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        _check_finite(log_loss, completed, "normalized")
+        check_finite(log_loss, completed, "normalized")
         return True, replace(state, log_frame=log_loss)
 
 
@@ -241,7 +243,7 @@ class InverseSqrt:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        _check_finite(log_loss, completed, "inverse_sqrt")
+        check_finite(log_loss, completed, "inverse_sqrt")
         return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
 
 

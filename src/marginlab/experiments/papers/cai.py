@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -268,7 +269,8 @@ def _fit_steps(
         loss="logistic",
         schedule=[Constant(float(eta)) for eta in etas],
         max_epochs=steps,
-        target_loss=None if target_log_loss is None else math.exp(target_log_loss),
+        # as text: a level below float64 (exp underflows to 0) is still exact
+        target_loss=None if target_log_loss is None else str(Decimal(target_log_loss).exp()),
         log_every=max(steps, 1),
         threads=1,
         progress=False,

@@ -49,7 +49,7 @@ from marginlab.measure.references.per_layer import per_layer_optimality
 from marginlab.measure.references.vardi import CONSTRUCTIONS, Construction, construction, verify
 from marginlab.measure.trajectory import binomial_interval, excess_frequency
 from marginlab.training.fit import fit
-from marginlab.training.schedules import ScheduleState, TrainingStopped
+from marginlab.training.schedules import ScheduleState, check_finite
 
 NOT_SEPARATED = "not separated"
 NOT_KKT = "not a KKT point"
@@ -131,8 +131,7 @@ class PlainThenNormalized:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        if not completed or not math.isfinite(log_loss):
-            raise TrainingStopped("gradient descent diverged (the loss became nan or inf)")
+        check_finite(log_loss, completed, "plain-then-normalized")
         return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
 
 
