@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from marginlab.data import load_dataset
 from marginlab.data.synthetic import cluster_centers
@@ -59,16 +60,31 @@ def test_sphere_kernel_is_the_uniform_sphere_expectation():
 
 def test_published_comparison_reports_each_point_and_its_tolerance():
     curve = PublishedCurve("Fig. 2(t)", "m", (8, 16), (0.0015, 0.0084), 0.0005, 30)
-    values = np.array([[0.0014, 0.0016, 0.0015], [0.0095, 0.0097, 0.0099]])
+    spread = np.linspace(-0.0002, 0.0002, 10)
+    values = np.array([0.0015 + spread, 0.0097 + spread])
     rows = curve.points([8, 16], values)
     assert [r["ok"] for r in rows] == [True, False]
-    spread = np.std(values[1], ddof=1)
-    assert rows[1]["tolerance"] == pytest.approx(0.0005 + 3 * spread * np.sqrt(1 / 3 + 1 / 30))
+    # Student's t with 9 degrees of freedom at the coverage of 3 normal standard errors.
+    t = stats.t.ppf(stats.norm.cdf(3.0), 9)
+    sd = np.std(values[1], ddof=1)
+    assert rows[1]["tolerance"] == pytest.approx(0.0005 + t * sd * np.sqrt(1 / 10 + 1 / 30))
     table = curve.table([8, 16], values)
     assert "OFF" in table.splitlines()[2] and "ok" in table.splitlines()[1]
     judged = curve(at=[8, 16], values=values)
     assert not judged.passed and "m=16: 0.0097 (paper 0.0084" in judged.ours
-    assert "read-off 0.0005" in judged.tolerance
+    assert "read-off 0.0005" in judged.tolerance and "Student's t" in judged.tolerance
+
+
+def test_a_published_mean_is_not_decided_from_two_close_repetitions():
+    """Two draws that happen to agree gave a 3 SE tolerance of 0.048 at n=32 in a cpu run,
+    and a FAIL; 3 SE estimated from two draws cover a true mean only 80% of the time
+    (2 atan(3) / pi), and Student's multiple at 99.73% is 236."""
+    curve = PublishedCurve("Fig. 2(t)", "n", (32, 64), (0.37, 0.23), 0.01, 20)
+    two = np.array([[0.238, 0.21375], [0.31925, 0.1065]])
+    assert not curve.decides(2) and curve.decides(10)
+    judged = curve(at=[32, 64], values=two)
+    assert not judged.passed and judged.ours.startswith("2 repetitions: too few to decide")
+    assert curve.points([32, 64], two)[0]["tolerance"] > 1  # Student's t: no verdict possible
 
 
 def test_published_values_are_the_ones_read_from_the_paper():
@@ -82,24 +98,29 @@ def test_fig2_protocol_judges_saved_measurements_and_an_altered_file_fails(tmp_p
     from marginlab.experiments.papers import chizat_bach
     from marginlab.experiments.study import Study
 
-    tiny = chizat_bach.Fig2(replicas=2, width_replicas=2, niter=30, test_n=50)
+    tiny = chizat_bach.Fig2(replicas=2, width_replicas=10, niter=30, test_n=50)
     study = Study("chizat-bach", "cpu", tmp_path, specs=list(chizat_bach.CLAIMS))
     found = chizat_bach._fig2(study, tiny)
     assert np.asarray(found["by_n"]["both"]).shape == (5, 2)
-    assert np.asarray(found["by_m"]["best"]).shape == (8, 2)
-    keys = {c.key for c in study.claims}
-    assert {"fig2b-both", "fig2c-output", "fig2d-margin", "margin-gap-explained"} <= keys
+    assert np.asarray(found["by_m"]["best"]).shape == (8, 10)
+    rows = {c.key: c for c in study.claims}
+    assert {"fig2b-both", "fig2c-output", "fig2d-margin", "margin-gap-explained"} <= set(rows)
+    # Two repetitions do not decide a published mean; the row says so, with what was measured.
+    assert rows["fig2b-both"].verdict == "NOT RUN"
+    assert "2 repetitions are too few" in rows["fig2b-both"].note
+    assert "n=32: " in rows["fig2b-both"].note
     saved = json.loads((tmp_path / "measurements" / "fig2d.json").read_text())
-    assert saved["settings"]["sampling"] == "disk" and saved["settings"]["replicas"] == 2
+    assert saved["settings"]["sampling"] == "disk" and saved["settings"]["replicas"] == 10
     # Put the published means in the saved file: the claim now passes, judged from the file.
-    saved["values"]["best"] = [[v, v * 1.01] for v in chizat_bach.FIG2D_MARGIN.values]
+    scatter = np.linspace(0.99, 1.01, 10)
+    saved["values"]["best"] = [list(v * scatter) for v in chizat_bach.FIG2D_MARGIN.values]
     (tmp_path / "measurements" / "fig2d.json").write_text(json.dumps(saved))
     again = Study("chizat-bach", "cpu", tmp_path, specs=list(chizat_bach.CLAIMS))
     chizat_bach._fig2(again, tiny)
     verdicts = {c.key: c.verdict for c in again.claims}
     assert verdicts["fig2d-margin"] == "PASS"
     # A broken trainer's margins, twice the paper's: FAIL.
-    saved["values"]["best"] = [[2 * v, 2.02 * v] for v in chizat_bach.FIG2D_MARGIN.values]
+    saved["values"]["best"] = [list(2 * v * scatter) for v in chizat_bach.FIG2D_MARGIN.values]
     (tmp_path / "measurements" / "fig2d.json").write_text(json.dumps(saved))
     third = Study("chizat-bach", "cpu", tmp_path, specs=list(chizat_bach.CLAIMS))
     chizat_bach._fig2(third, tiny)
