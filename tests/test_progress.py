@@ -149,3 +149,22 @@ def test_a_run_with_a_target_says_the_time_to_it_once_the_loss_falls():
     assert remaining == pytest.approx((400 - 0.2 * 50) / 0.2 * 0.3)
     assert "to its target would take about" in stream.getvalue()
     assert progress.fraction(progress.last_row) == pytest.approx(10 / 400)
+
+
+def test_a_speculative_run_is_estimated_at_two_attempt_times_an_epoch():
+    from marginlab.config import validate
+    from marginlab.training.assembly import assemble
+    from marginlab.training.estimate import SPECULATIVE_ATTEMPT_TIMES, epoch_cost
+
+    config = {
+        "data": {"name": "digits", "n_train": 100},
+        "model": {"kind": "mlp", "hidden": [8]},
+        "train": {"batch_size": 20, "schedule": "loss_based"},
+    }
+    plain = epoch_cost(assemble(validate(config)))
+    config["train"]["speculate"] = True
+    ahead = epoch_cost(assemble(validate(config)))
+    assert (plain.attempts_per_epoch, plain.speculative, ahead.speculative) == (3, False, True)
+    assert ahead.seconds == pytest.approx(SPECULATIVE_ATTEMPT_TIMES * ahead.seconds_per_attempt)
+    assert plain.seconds == pytest.approx(3 * plain.seconds_per_attempt)
+    assert "second process" in ahead.describe() and "second process" not in plain.describe()

@@ -24,6 +24,11 @@ from marginlab.training.attempt import evaluate_split
 # 5054 attempts for 1614 epochs; digits-mlp: 3748 for 1239).
 ATTEMPTS_PER_EPOCH = 3
 
+# Attempt times per accepted epoch when a second process runs the retries ahead
+# (train.speculate, :mod:`marginlab.training.speculation`): two instead of three. digits-cnn
+# measured 1.7 (1918 epochs in 316 s of wall time, attempts of 0.093 to 0.104 s).
+SPECULATIVE_ATTEMPT_TIMES = 2
+
 # Samples timed for each part: enough to leave the fixed cost of a call behind, little
 # enough to take a fraction of a second on the largest preset.
 PROBE_SAMPLES = 256
@@ -77,14 +82,19 @@ def seconds_per_attempt(parts: Assembly) -> float:
 
 @dataclass(frozen=True)
 class EpochCost:
-    """The estimated cost of an accepted epoch: an attempt, times the attempts it takes."""
+    """The estimated cost of an accepted epoch: an attempt, times the attempts it takes
+    (fewer attempt times when a second process computes retries ahead: ``speculative``)."""
 
     seconds_per_attempt: float
     attempts_per_epoch: int
+    speculative: bool = False
 
     @property
     def seconds(self) -> float:
-        return self.seconds_per_attempt * self.attempts_per_epoch
+        times = self.attempts_per_epoch
+        if self.speculative:
+            times = min(times, SPECULATIVE_ATTEMPT_TIMES)
+        return self.seconds_per_attempt * times
 
     def describe(self) -> str:
         """Where the number comes from, in words.
@@ -93,6 +103,8 @@ class EpochCost:
         --------
         >>> EpochCost(0.0512, 3).describe()
         'an attempt takes 0.0512 s (timed on a slice of the data), about 3 per epoch ...'
+        >>> EpochCost(0.1, 3, speculative=True).seconds
+        0.2
         """
         text = f"an attempt takes {self.seconds_per_attempt:.3g} s (timed on a slice of the data)"
         if self.attempts_per_epoch > 1:
@@ -100,17 +112,24 @@ class EpochCost:
                 f", about {self.attempts_per_epoch} per epoch once the loss-based schedule "
                 "settles (two of three rolled back)"
             )
+            if self.speculative:
+                text += (
+                    ", computed ahead in a second process (train.speculate): about "
+                    f"{SPECULATIVE_ATTEMPT_TIMES} attempt times per epoch"
+                )
         return text
 
 
 def epoch_cost(parts: Assembly) -> EpochCost:
     """Estimate the cost of an accepted epoch of ``parts`` (see :func:`seconds_per_attempt`),
-    timed with the threads the run will train with."""
+    timed with the threads the run will train with; a run whose retries a second process
+    computes ahead (``train.speculate`` on a CPU) is estimated at that pace."""
     rolls_back = getattr(parts.schedule, "rolls_back", False)
+    speculative = rolls_back and parts.config.train.speculate and parts.device.type == "cpu"
     threads = torch.get_num_threads()
     torch.set_num_threads(session_threads(parts))
     try:
         seconds = seconds_per_attempt(parts)
     finally:
         torch.set_num_threads(threads)
-    return EpochCost(seconds, ATTEMPTS_PER_EPOCH if rolls_back else 1)
+    return EpochCost(seconds, ATTEMPTS_PER_EPOCH if rolls_back else 1, speculative)
