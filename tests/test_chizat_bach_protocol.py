@@ -83,7 +83,8 @@ def test_a_published_mean_is_not_decided_from_two_close_repetitions():
     two = np.array([[0.238, 0.21375], [0.31925, 0.1065]])
     assert not curve.decides(2) and curve.decides(10)
     judged = curve(at=[32, 64], values=two)
-    assert not judged.passed and judged.ours.startswith("2 repetitions: too few to decide")
+    assert not judged.passed and judged.note.startswith("2 repetitions: too few to decide")
+    assert "n=32: 0.2259 (paper 0.37" in judged.ours
     assert curve.points([32, 64], two)[0]["tolerance"] > 1  # Student's t: no verdict possible
 
 

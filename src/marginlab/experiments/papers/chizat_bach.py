@@ -724,39 +724,6 @@ def gap_explained(
     against final iterate: their mean difference is within the read-off error. Iterations
     are reported: the margins along the steps (the paper states no step count; the notebook
     runs 50k)."""
-    try:
-        ours, failed = _gap_findings(
-            published, disk, disk_final, radius, steps, disk_at_steps, radius_at_steps
-        )
-    except ValueError as error:
-        return Judgement(str(error), False, note=setting)
-    if not PublishedCurve.decides(len(disk)):
-        return Judgement(
-            f"{len(disk)} repetitions: too few to decide (from {PUBLISHED_MIN_REPETITIONS}); "
-            f"{ours}",
-            False,
-            note=setting,
-        )
-    return Judgement(ours, not failed, note="; ".join([*failed, setting]).strip("; "))
-
-
-def gap_described(**measured: object) -> str:
-    """What :func:`gap_explained` measured, as text, from two repetitions on (no verdict)."""
-    names = ("published", "disk", "disk_final", "radius", "steps")
-    along = ("disk_at_steps", "radius_at_steps")
-    return _gap_findings(*(measured[name] for name in (*names, *along)))[0]
-
-
-def _gap_findings(
-    published: float,
-    disk: Sequence[float],
-    disk_final: Sequence[float],
-    radius: Sequence[float],
-    steps: Sequence[float],
-    disk_at_steps: Sequence[Sequence[float]],
-    radius_at_steps: Sequence[Sequence[float]],
-) -> tuple[str, list[str]]:
-    """The margin gap's candidates measured, as text, and the conditions that fail."""
     disk, final, radius = (np.asarray(v, dtype=float) for v in (disk, disk_final, radius))
     steps = np.asarray(steps, dtype=float)
     along = {
@@ -771,8 +738,10 @@ def _gap_findings(
         and all(np.all(np.isfinite(v)) for v in (disk, final, radius, *along.values()))
     )
     if not usable:
-        raise ValueError(
-            "not paired margins of two repetitions or more with margins along the steps"
+        return Judgement(
+            "not paired margins of two repetitions or more with margins along the steps",
+            False,
+            note=setting,
         )
     runs, gap = len(disk), PORT_MARGIN - published
     se = disk.std(ddof=1) * math.sqrt(1.0 / runs + 1.0 / FIG2D_MARGIN.runs)
@@ -814,7 +783,9 @@ def _gap_findings(
         )
         if not ok
     ]
-    return ours, failed
+    if not PublishedCurve.decides(runs):
+        failed = [f"{runs} repetitions: too few to decide (from {PUBLISHED_MIN_REPETITIONS})"]
+    return Judgement(ours, not failed, note="; ".join([*failed, setting]).strip("; "))
 
 
 # The published values of Fig. 2 (read by eye from the published PDF, published-text.md) ----
@@ -944,12 +915,9 @@ class PublishedCurve:
             return Judgement(str(error), False, note=setting)
         repetitions = np.asarray(values).shape[1]
         if not self.decides(repetitions):
-            return Judgement(
-                f"{repetitions} repetitions: too few to decide (from "
-                f"{PUBLISHED_MIN_REPETITIONS}); {ours}",
-                False,
-                note=setting,
-            )
+            too_few = f"{repetitions} repetitions: too few to decide (from "
+            too_few += f"{PUBLISHED_MIN_REPETITIONS})"
+            return Judgement(ours, False, note="; ".join([too_few, setting]).strip("; "))
         tolerance = (
             f"per point: read-off {self.readoff:g} + "
             f"{se_multiple(PUBLISHED_SIGMAS, repetitions - 1):.3g} SE of the difference of "
@@ -1481,7 +1449,7 @@ def fig2d(study: Study, fig: Fig2) -> dict:
     if PublishedCurve.decides(fig.width_replicas):
         study.judge("margin-gap-explained", **measured)
     else:
-        described = gap_described(**measured)
+        described = gap_explained(**measured).ours
         study.not_run("margin-gap-explained", _too_few(fig.width_replicas, described))
     return by_m
 
