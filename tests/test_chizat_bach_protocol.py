@@ -84,7 +84,8 @@ def test_a_published_mean_is_not_decided_from_two_close_repetitions():
     assert not curve.decides(2) and curve.decides(10)
     judged = curve(at=[32, 64], values=two)
     assert not judged.passed and judged.note.startswith("2 repetitions: too few to decide")
-    assert "n=32: 0.2259 (paper 0.37" in judged.ours
+    assert "n=32: 0.2259 (paper 0.37" in judged.ours and judged.ours.endswith("undecided")
+    assert all(line.endswith("undecided") for line in curve.table([32, 64], two).splitlines()[1:])
     assert curve.points([32, 64], two)[0]["tolerance"] > 1  # Student's t: no verdict possible
 
 

@@ -850,7 +850,8 @@ class PublishedCurve:
         return f"{self.figure}, mean of {self.runs}: {pairs} (read-off +-{self.readoff:g})"
 
     def points(self, at: Sequence[float], values: Sequence[Sequence[float]]) -> list[dict]:
-        """Per point: ours (mean, SE), the paper's value, the tolerance and the verdict.
+        """Per point: ours (mean, SE), the paper's value, the tolerance and the verdict
+        (``ok``; ``decided``: whether the repetitions are enough for it to count).
 
         Raises ``ValueError`` when ``at`` are not the published points or ``values`` is not
         a point x repetition table of finite numbers with two repetitions or more.
@@ -877,6 +878,7 @@ class PublishedCurve:
                 "se": s / math.sqrt(repetitions),
                 "tolerance": t,
                 "ok": bool(abs(m - p) <= t),
+                "decided": self.decides(repetitions),
             }
             for a, p, m, s, t in zip(at, self.values, mean, spread, tolerance, strict=True)
         ]
@@ -887,7 +889,7 @@ class PublishedCurve:
         for row in self.points(at, values):
             lines.append(
                 f"{_point(row['at']):>5}  {row['paper']:7.4g}  {row['ours']:7.4g}  "
-                f"{row['se']:7.2g}  {row['tolerance']:7.2g}  {'ok' if row['ok'] else 'OFF'}"
+                f"{row['se']:7.2g}  {row['tolerance']:7.2g}  {_mark(row)}"
             )
         return "\n".join(lines)
 
@@ -901,8 +903,7 @@ class PublishedCurve:
         as :meth:`points` does."""
         return "; ".join(
             f"{self.name}={_point(r['at'])}: {r['ours']:.4g} (paper {r['paper']:g}, "
-            f"|diff| {abs(r['ours'] - r['paper']):.2g} vs tol {r['tolerance']:.2g}) "
-            f"{'ok' if r['ok'] else 'OFF'}"
+            f"|diff| {abs(r['ours'] - r['paper']):.2g} vs tol {r['tolerance']:.2g}) {_mark(r)}"
             for r in self.points(at, values)
         )
 
@@ -929,6 +930,13 @@ class PublishedCurve:
 
 def _point(value: float) -> str:
     return f"{value:g}"
+
+
+def _mark(row: dict) -> str:
+    """A point's verdict: ok or OFF, or undecided from too few repetitions."""
+    if not row["decided"]:
+        return "undecided"
+    return "ok" if row["ok"] else "OFF"
 
 
 FIG2_SIZES = (32, 64, 128, 256, 512)
