@@ -11,7 +11,7 @@ A schedule is a small immutable object with three methods (in the spirit of opta
   ``None`` to abort the epoch (a failed attempt);
 - ``end_epoch(state, log_loss, completed, smoothed_margin=None)`` -> ``(accepted, new_state)``
   after the full training loss of the attempt (and its smoothed margin, where defined) is
-  known.
+  known. A schedule that never rolls back ends its epoch with :func:`advance`.
 
 A schedule whose step depends on the weights sets ``uses_norm = True``; its
 ``log_step_factor`` is then called with ``norm=||theta||`` (trainable parameters) as well.
@@ -57,14 +57,25 @@ class ScheduleState:
     epochs: int = 0
 
 
-def check_finite(log_loss: float, completed: bool, what: str) -> None:
-    """Raise :class:`TrainingStopped` for an aborted attempt or a loss that is not finite
-    (``what``: the schedule, named in the message); for schedules that never roll back."""
+def advance(
+    state: ScheduleState, log_loss: float, completed: bool, what: str
+) -> tuple[bool, ScheduleState]:
+    """``end_epoch`` of a schedule that never rolls back: the epoch is accepted and counted,
+    and the frame moves to ``log_loss``. An aborted attempt or a loss that is not finite
+    raises :class:`TrainingStopped` (``what``: the schedule, named in the message).
+
+    Examples
+    --------
+    >>> accepted, state = advance(ScheduleState(alpha=1.0, log_frame=0.0), -2.0, True, "mine")
+    >>> accepted, state.log_frame, state.epochs
+    (True, -2.0, 1)
+    """
     if not completed or not math.isfinite(log_loss):
         raise TrainingStopped(
             f"training diverged under the {what} schedule (loss became nan or inf); "
             "lower the learning rate (train.lr or train.alpha)"
         )
+    return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
 
 
 @dataclass(frozen=True)
@@ -96,8 +107,7 @@ class Constant:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        check_finite(log_loss, completed, "constant")
-        return True, replace(state, log_frame=log_loss)
+        return advance(state, log_loss, completed, "constant")
 
 
 @dataclass(frozen=True)
@@ -202,8 +212,7 @@ class Normalized:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        check_finite(log_loss, completed, "normalized")
-        return True, replace(state, log_frame=log_loss)
+        return advance(state, log_loss, completed, "normalized")
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,7 @@ class InverseSqrt:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        check_finite(log_loss, completed, "inverse_sqrt")
-        return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
+        return advance(state, log_loss, completed, "inverse_sqrt")
 
 
 Schedule = Constant | LossBased | Normalized | InverseSqrt

@@ -901,19 +901,23 @@ class PublishedCurve:
     def describe(self, at: Sequence[float], values: Sequence[Sequence[float]]) -> str:
         """Ours against the paper at every point, with the tolerance; raises ``ValueError``
         as :meth:`points` does."""
+        return self._text(self.points(at, values))
+
+    def _text(self, rows: list[dict]) -> str:
         return "; ".join(
             f"{self.name}={_point(r['at'])}: {r['ours']:.4g} (paper {r['paper']:g}, "
             f"|diff| {abs(r['ours'] - r['paper']):.2g} vs tol {r['tolerance']:.2g}) {_mark(r)}"
-            for r in self.points(at, values)
+            for r in rows
         )
 
     def __call__(
         self, *, at: Sequence[float], values: Sequence[Sequence[float]], setting: str = ""
     ) -> Judgement:
         try:
-            rows, ours = self.points(at, values), self.describe(at, values)
+            rows = self.points(at, values)
         except ValueError as error:
             return Judgement(str(error), False, note=setting)
+        ours = self._text(rows)
         repetitions = np.asarray(values).shape[1]
         if not self.decides(repetitions):
             too_few = f"{repetitions} repetitions: too few to decide (from "
@@ -1104,7 +1108,7 @@ CLAIMS = (
         gap_explained,
         f"at m={GAP_WIDTH}: the mean over repetitions within read-off {READOFF_MARGIN:g} + "
         f"{PUBLISHED_SIGMAS:g} SE of the published mean (Student's t multiple, from "
-        f"{PUBLISHED_MIN_REPETITIONS} repetitions); the port within the 95% prediction "
+        f"{PUBLISHED_MIN_REPETITIONS} repetitions, ours); the port within the 95% prediction "
         "interval of a single draw of its own sampling; the paired sampling effect below "
         "half the gap; best - "
         f"final within the read-off {READOFF_MARGIN:g}; the margins along the steps reported",
@@ -1122,7 +1126,8 @@ CLAIMS = (
             curve,
             f"at every {curve.name}: |our mean - published| <= read-off {curve.readoff:g} + "
             f"{PUBLISHED_SIGMAS:g} standard errors of the difference of the two means "
-            f"(Student's t multiple, from {PUBLISHED_MIN_REPETITIONS} repetitions) "
+            f"(Student's t multiple; decided from {PUBLISHED_MIN_REPETITIONS} repetitions, "
+            "ours) "
             f"(ours over our repetitions, the paper's over its {curve.runs}, both from our "
             "spread)",
             paper_value=curve.paper_value,

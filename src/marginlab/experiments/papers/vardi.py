@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -49,7 +49,7 @@ from marginlab.measure.references.per_layer import per_layer_optimality
 from marginlab.measure.references.vardi import CONSTRUCTIONS, Construction, construction, verify
 from marginlab.measure.trajectory import binomial_interval, excess_frequency
 from marginlab.training.fit import fit
-from marginlab.training.schedules import ScheduleState, check_finite
+from marginlab.training.schedules import ScheduleState, advance
 
 NOT_SEPARATED = "not separated"
 NOT_KKT = "not a KKT point"
@@ -131,8 +131,7 @@ class PlainThenNormalized:
         completed: bool,
         smoothed_margin: float | None = None,
     ) -> tuple[bool, ScheduleState]:
-        check_finite(log_loss, completed, "plain-then-normalized")
-        return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
+        return advance(state, log_loss, completed, "plain-then-normalized")
 
 
 def batched_gd(
