@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from marginlab.losses import get_loss
-from marginlab.measure.gradient import log_loss_and_grad, log_loss_sum
+from marginlab.measure.gradient import grouped_log_loss_sums, log_loss_and_grad, log_loss_sum
 from marginlab.measure.margins import pairwise_margins
 from marginlab.numerics import log_softplus
 
@@ -75,6 +75,40 @@ def test_gradient_matches_mpmath_differentiation(name, shift):
         partial[i] = 1
         exact = float(mpmath.diff(log_total, flat, tuple(partial)))
         assert grad.view(-1)[i].item() == pytest.approx(exact, rel=1e-10, abs=1e-15), i
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("classes", [1, 3, 10])
+@pytest.mark.parametrize("scale, separable", [(1.0, False), (30.0, False), (1e3, True)])
+def test_grouped_sums_and_gradient_equal_the_composed_formula_of_each_group(
+    name, classes, scale, separable
+):
+    # three groups of different scales, so that a weight normalized by the wrong group's
+    # sum (or by the sum of all groups) is off by orders of magnitude
+    loss = get_loss(name)
+    groups = [_outputs(12, classes, scale * f, seed=k, separable=separable) for k, f in
+              enumerate((1.0, 0.5, 3.0))]  # fmt: skip
+    outputs = torch.stack([o for o, _ in groups]).requires_grad_(True)
+    y = torch.stack([label for _, label in groups])
+    log_losses, margins, sums, grad = grouped_log_loss_sums(outputs, y, loss)
+    for k in range(3):
+        per_sample = pairwise_margins(outputs[k].detach(), y[k])
+        expected = loss.log_per_sample(per_sample)
+        # equal up to the last bits that vectorized log1p leaves to the tensor's length
+        torch.testing.assert_close(log_losses[k], expected, rtol=1e-14, atol=0)
+        assert torch.equal(margins[k], per_sample.amin(dim=1))
+    references = torch.stack([_composed(outputs[k], y[k], loss) for k in range(3)])
+    (reference_grad,) = torch.autograd.grad(references.sum(), outputs)
+    assert torch.allclose(sums, references.detach(), rtol=1e-13, atol=1e-13)
+    assert torch.allclose(grad, reference_grad, rtol=1e-10, atol=1e-300)
+
+
+def test_grouped_gradient_takes_the_outputs_dtype():
+    outputs = torch.randn(2, 5, 3, dtype=torch.float32)
+    _, _, sums, grad = grouped_log_loss_sums(
+        outputs, torch.randint(0, 3, (2, 5)), get_loss("cross_entropy")
+    )
+    assert sums.dtype == torch.float64 and grad.dtype == torch.float32
 
 
 def test_float32_outputs_get_a_float32_gradient_from_a_float64_loss():

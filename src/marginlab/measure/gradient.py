@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from marginlab.losses import Loss
-from marginlab.measure.margins import Evaluation, chunk_evaluation
+from marginlab.measure.margins import Evaluation, chunk_evaluation, pairwise_margins
 from marginlab.numerics import log_softplus, logaddexp
 
 
@@ -170,6 +170,78 @@ def evaluation_and_grad(
 
     log_loss, grads = _merged_log_loss_and_grad(model, params, x, y, loss, chunk_size, read)
     return Evaluation.concatenate(chunks), log_loss, grads
+
+
+def grouped_log_loss_sums(
+    outputs: torch.Tensor, y: torch.Tensor, loss: Loss
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample log losses, sample margins, ``log sum_n l_n`` of each group and the
+    gradient of those sums with respect to ``outputs``, for ``K`` groups (replicas) of ``n``
+    samples at once, with no autograd graph.
+
+    The gradient is in closed form, as in :func:`log_loss_sum`: with
+    ``u_n = log sum_j exp(-s_nj)`` and ``w_n = exp(log l'(u_n) - log L_k)``, ``d log L_k / d
+    outputs`` is ``w_n`` times a softmax over the wrong classes, minus ``w_n`` at the true
+    class (``-sign_n w_n`` for a one-output model). Group ``k``'s sum depends only on its
+    own rows, so one backward pass of ``outputs`` with this gradient gives every group its
+    own ``grad log L_k``.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor
+        ``(K, n, C)`` logits, or ``(K, n, 1)`` for a binary model.
+    y : torch.Tensor
+        ``(K, n)`` class indices.
+    loss : Loss
+        The loss.
+
+    Returns
+    -------
+    log_losses : torch.Tensor
+        ``(K, n)`` float64 ``log l_n``, as :meth:`~marginlab.losses.Loss.log_per_sample`.
+    margins : torch.Tensor
+        ``(K, n)`` float64 sample margins ``min_j s_nj``.
+    log_sums : torch.Tensor
+        ``(K,)`` float64 ``log sum_n l_n`` of each group.
+    grad_outputs : torch.Tensor
+        ``d sum_k log sum_n l_n / d outputs``, shaped and typed as ``outputs``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from marginlab.losses import get_loss
+    >>> outputs = torch.tensor([[[700.0, 0.0]], [[0.0, 0.0]]], dtype=torch.float64)
+    >>> _, _, sums, grad = grouped_log_loss_sums(outputs, torch.tensor([[0], [1]]),
+    ...     get_loss("exponential"))
+    >>> sums.tolist(), grad.tolist()
+    ([-700.0, 0.0], [[[-1.0, 1.0]], [[1.0, -1.0]]])
+    """
+    count, n, classes = outputs.shape
+    flat_y = y.reshape(-1)
+    margins = pairwise_margins(outputs.detach().reshape(count * n, classes), flat_y)
+    log_losses = loss.log_per_sample(margins)
+    log_sums = torch.logsumexp(log_losses.view(count, n), dim=1)
+    if classes == 1:
+        u = -margins[:, 0]
+    else:
+        u = torch.logsumexp(-margins, dim=1)
+    log_slope = u if loss.name == "exponential" else F.logsigmoid(u)
+    weight = torch.exp(log_slope - log_sums.repeat_interleave(n))
+    if classes == 1:
+        grad = ((1.0 - 2.0 * flat_y.to(weight.dtype)) * weight).unsqueeze(1)
+    else:
+        # the wrong classes' columns of pairwise_margins, put back in place
+        columns = torch.arange(classes - 1, device=outputs.device).unsqueeze(0)
+        others = columns + (columns >= flat_y.unsqueeze(1)).long()
+        grad = torch.zeros(count * n, classes, dtype=weight.dtype, device=weight.device)
+        grad.scatter_(1, others, torch.exp(-margins - u.unsqueeze(1)) * weight.unsqueeze(1))
+        grad.scatter_(1, flat_y.unsqueeze(1), -weight.unsqueeze(1))
+    return (
+        log_losses.view(count, n),
+        margins.amin(dim=1).view(count, n),
+        log_sums,
+        grad.view(count, n, classes).to(outputs.dtype),
+    )
 
 
 def _binary_log_sum_and_grad(

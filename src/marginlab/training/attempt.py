@@ -51,6 +51,9 @@ class Attempt:
     end_gradient : Gradient or None
         Full batch under a schedule that never rolls back: the gradient at the weights it
         ended with, from the same pass as its evaluation, for the next epoch to start from.
+    norm : float or None
+        ``||theta||`` at the weights it ended with, when the executor computed it (replicas
+        compute theirs together); otherwise a trace computes it.
     """
 
     completed: bool
@@ -60,6 +63,7 @@ class Attempt:
     evaluation: Evaluation | None
     start_gradient: Gradient | None = None
     end_gradient: Gradient | None = None
+    norm: float | None = None
 
 
 class Cancelled(Exception):

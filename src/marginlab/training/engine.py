@@ -122,9 +122,9 @@ class _Loop:
     # fit(trace=...): every accepted epoch's row, in memory.
     trace: Trace | None = None
 
-    def record_trace(self, evaluation: Evaluation) -> None:
+    def record_trace(self, evaluation: Evaluation, norm: float | None = None) -> None:
         if self.trace is not None:
-            self.trace.record(self.state.epoch, evaluation, self.params, self.parts.model)
+            self.trace.record(self.state.epoch, evaluation, self.params, self.parts.model, norm)
 
     def observe(self, observer: ObserverConfig, row: dict) -> dict:
         """Run a configured observer on the current weights and the training set."""
@@ -220,17 +220,6 @@ def _observe(loop: _Loop, evaluation: Evaluation, final: bool = False) -> None:
         _save(loop, LATEST, log10_loss, None)
 
 
-@contextmanager
-def _bookkeeping(loop: _Loop) -> Iterator[None]:
-    loop.in_bookkeeping = True
-    try:
-        yield
-    finally:
-        loop.in_bookkeeping = False
-    if loop.stop_pending:
-        raise KeyboardInterrupt
-
-
 def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) -> str | None:
     target = config.train.target_log10_loss
     if target is not None and log10_loss < target:
@@ -247,37 +236,78 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
     return None
 
 
-def _conclude(loop: _Loop, attempt: Attempt) -> Evaluation | None:
-    """Decide one attempt and record it; return its evaluation when it was accepted."""
-    parts, state = loop.parts, loop.state
-    # From here to the end of the epoch's records the state changes as a whole: a stop
+def _conclude(
+    loops: list[_Loop], going: list[int], attempts: dict[int, Attempt]
+) -> dict[int, Evaluation | TrainingStopped]:
+    """Decide one round's attempts and record them.
+
+    Returns, for each run in ``going``, the evaluation of its accepted attempt, or the
+    :class:`TrainingStopped` that ended it; a rejected attempt's run is left out. The
+    accepted runs keep their new weights and the rejected ones get their accepted weights
+    back, all in one call at the end (replicas: one call, not one per run).
+    """
+    # From here to the end of the round's records the state changes as a whole: a stop
     # signal waits for it (see _session), so a resumed run repeats the next attempt exactly.
-    with _bookkeeping(loop):
-        state.attempts += 1
-        log_loss, margin = math.nan, None  # an aborted attempt has no evaluation
-        if attempt.evaluation is not None:
-            log_loss = attempt.evaluation.log_loss_mean
-            # Only the margin guard reads it; the norms cost a pass over the weights.
-            if parts.config.train.reject_margin_decrease:
-                metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
-                margin = metrics["smoothed_margin"]
-        accepted, state.schedule = parts.schedule.end_epoch(
-            state.schedule, log_loss, attempt.completed, margin
-        )
-        if not accepted:
-            with torch.no_grad():
-                torch._foreach_copy_(loop.params, loop.accepted)
-            return None
+    for k in going:
+        loops[k].in_bookkeeping = True
+    outcomes: dict[int, Evaluation | TrainingStopped] = {}
+    targets: list[torch.Tensor] = []
+    sources: list[torch.Tensor] = []
+    try:
+        for k in going:
+            loop = loops[k]
+            try:
+                accepted = _decide_and_record(loop, attempts[k])
+            except TrainingStopped as stop:
+                outcomes[k] = stop
+                continue
+            if accepted:
+                outcomes[k] = attempts[k].evaluation
+                targets += loop.accepted
+                sources += loop.params
+            else:
+                targets += loop.params
+                sources += loop.accepted
+            if loop.stall is not None:
+                try:
+                    loop.stall.see(loop.state.epoch, loop.state.schedule.log_frame)
+                except TrainingStopped as stop:
+                    outcomes[k] = stop  # after the weights of this round are settled
         with torch.no_grad():
-            torch._foreach_copy_(loop.accepted, loop.params)
-        state.epoch += 1
-        state.step += attempt.steps
-        state.log_lr = attempt.log_lr
-        state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
-        state.wall_time = time.perf_counter() - loop.clock
-        loop.record_trace(attempt.evaluation)
-        _observe(loop, attempt.evaluation)
-        return attempt.evaluation
+            torch._foreach_copy_(targets, sources)
+    finally:
+        for k in going:
+            loops[k].in_bookkeeping = False
+    if any(loops[k].stop_pending for k in going):
+        raise KeyboardInterrupt
+    return outcomes
+
+
+def _decide_and_record(loop: _Loop, attempt: Attempt) -> bool:
+    """Decide one attempt and, when it is accepted, record its epoch; the weights are kept
+    or put back by the caller."""
+    parts, state = loop.parts, loop.state
+    state.attempts += 1
+    log_loss, margin = math.nan, None  # an aborted attempt has no evaluation
+    if attempt.evaluation is not None:
+        log_loss = attempt.evaluation.log_loss_mean
+        # Only the margin guard reads it; the norms cost a pass over the weights.
+        if parts.config.train.reject_margin_decrease:
+            metrics = margin_metrics(attempt.evaluation, parts.model, parts.loss)
+            margin = metrics["smoothed_margin"]
+    accepted, state.schedule = parts.schedule.end_epoch(
+        state.schedule, log_loss, attempt.completed, margin
+    )
+    if not accepted:
+        return False
+    state.epoch += 1
+    state.step += attempt.steps
+    state.log_lr = attempt.log_lr
+    state.log_accumulated_lr = logaddexp(state.log_accumulated_lr, attempt.log_lr_sum)
+    state.wall_time = time.perf_counter() - loop.clock
+    loop.record_trace(attempt.evaluation, attempt.norm)
+    _observe(loop, attempt.evaluation)
+    return True
 
 
 def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor) -> None:
@@ -303,14 +333,12 @@ def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor
         if not going:
             return
         attempts = executor(going)
-        for k in list(going):
-            try:
-                evaluations[k] = _conclude(loops[k], attempts[k]) or evaluations[k]
-                if loops[k].stall is not None:
-                    loops[k].stall.see(loops[k].state.epoch, loops[k].state.schedule.log_frame)
-            except TrainingStopped as stop:
-                _stopped(loops[k], stop)
+        for k, outcome in _conclude(loops, going, attempts).items():
+            if isinstance(outcome, TrainingStopped):
+                _stopped(loops[k], outcome)
                 going.remove(k)
+            else:
+                evaluations[k] = outcome
 
 
 def _wrap_up(loop: _Loop, evaluation: Evaluation, reason: str) -> str:

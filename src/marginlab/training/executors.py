@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch.func import functional_call, vmap
 
-from marginlab.measure.margins import Evaluation, pairwise_margins
+from marginlab.measure.gradient import grouped_log_loss_sums
+from marginlab.measure.margins import Evaluation
 from marginlab.training.attempt import (
     LOG_LARGEST_STEP,
     Attempt,
@@ -148,28 +149,28 @@ class Stacked:
     def evaluate(self) -> tuple[Params, list[float], list[Evaluation]]:
         """``grad log L`` (stacked), ``log L`` and the evaluation of every replica.
 
-        The replicas' outputs come from one vmapped forward pass; the per-sample losses are
-        formed on all of them at once, and one backward pass of ``sum_k log L_k`` gives every
-        replica its own ``grad log L_k``, since no replica's loss depends on another's
-        weights.
+        The replicas' outputs come from one vmapped forward pass; the per-sample losses and
+        ``d log L_k / d outputs`` are formed on all of them at once, in closed form
+        (:func:`~marginlab.measure.gradient.grouped_log_loss_sums`), and one backward pass
+        of the outputs gives every replica its own ``grad log L_k``, since no replica's loss
+        depends on another's weights.
         """
         params = {n: p.detach().requires_grad_() for n, p in self.params.items()}
         with torch.enable_grad():
             outputs = self._forward(params, self.frozen, self.x)
-            count, n = outputs.shape[:2]
-            margins = pairwise_margins(outputs.reshape(count * n, -1), self.y.reshape(-1))
-            log_losses = self.loss.log_per_sample(margins).reshape(count, n)
-            log_loss = torch.logsumexp(log_losses, dim=1) - math.log(n)
-            grads = torch.autograd.grad(log_loss.sum(), list(params.values()))
-        rows = log_losses.detach().unbind()  # one view per replica, in one call
-        sample_margins = margins.detach().amin(dim=1).reshape(count, n).unbind()
-        values, log_n = log_loss.tolist(), math.log(n)
+        log_losses, margins, log_sums, grad_outputs = grouped_log_loss_sums(
+            outputs, self.y, self.loss
+        )
+        grads = torch.autograd.grad(outputs, list(params.values()), grad_outputs)
+        rows, sample_margins = log_losses.unbind(), margins.unbind()  # one view per replica
+        log_n = math.log(outputs.shape[1])
+        sums = log_sums.tolist()
         # the losses are summed above already: no second logsumexp per replica
         evaluations = [
-            Evaluation.with_log_loss_sum(rows[k], sample_margins[k], values[k] + log_n)
-            for k in range(count)
+            Evaluation.with_log_loss_sum(rows[k], sample_margins[k], sums[k])
+            for k in range(len(sums))
         ]
-        return dict(zip(params, grads, strict=True)), values, evaluations
+        return dict(zip(params, grads, strict=True)), [v - log_n for v in sums], evaluations
 
     def __call__(self, going: Sequence[int]) -> dict[int, Attempt]:
         """One attempt of every replica in ``going``, from its accepted weights."""
@@ -202,10 +203,25 @@ class Stacked:
                 p.sub_(torch.where(_per_replica(moving, p), step, torch.zeros_like(step)))
         grads, log_loss, evaluations = self.evaluate()
         self._pending = (grads, log_loss)
+        traced = self._traced_norms()
         for k, attempt in attempts.items():
             if attempt.completed:
                 attempt.evaluation = evaluations[k]
+                attempt.norm = None if traced is None else traced[k]
         return attempts
+
+    def _traced_norms(self) -> list[float] | None:
+        """Every replica's ``||theta||`` in one pass when a trace records it (None when no
+        replica has a trace): each tensor's norm in its dtype, as
+        :func:`~marginlab.training.attempt.parameter_norm` takes them."""
+        if all(loop.trace is None for loop in self.loops):
+            return None
+        with torch.no_grad():
+            squares = sum(
+                torch.linalg.vector_norm(stack.flatten(1), dim=1).double().square()
+                for stack in self.params.values()
+            )
+        return squares.sqrt().tolist()
 
     def _norms(self) -> list[tuple[float, float]] | None:
         """Every replica's ``(||theta||, ||grad log L||)`` in one pass, for schedules that

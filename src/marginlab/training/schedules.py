@@ -75,7 +75,10 @@ def advance(
             f"training diverged under the {what} schedule (loss became nan or inf); "
             "lower the learning rate (train.lr or train.alpha)"
         )
-    return True, replace(state, log_frame=log_loss, epochs=state.epochs + 1)
+    # the constructor, not dataclasses.replace: this runs once per epoch of every replica
+    return True, ScheduleState(
+        state.alpha, log_loss, state.rollbacks, state.smoothed_margin, state.epochs + 1
+    )
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,15 @@ class Trace:
         self.extra: list[dict[str, Any]] = []
 
     def record(
-        self, epoch: int, evaluation: Evaluation, params: list[torch.Tensor], model: nn.Module
+        self,
+        epoch: int,
+        evaluation: Evaluation,
+        params: list[torch.Tensor],
+        model: nn.Module,
+        norm: float | None = None,
     ) -> None:
-        """Add the row of an accepted epoch."""
-        norm = parameter_norm(params)
+        """Add the row of an accepted epoch (``norm``: ``||params||`` if already known)."""
+        norm = parameter_norm(params) if norm is None else norm
         self.rows.append((epoch, evaluation.log_loss_mean, evaluation.q_min, norm))
         if self.columns is not None:
             with torch.no_grad():
