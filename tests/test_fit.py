@@ -283,6 +283,32 @@ def test_replicas_train_as_each_model_alone(batched) -> None:
     assert runs[0].trace["log_loss_mean"].iloc[-1] > runs[2].trace["log_loss_mean"].iloc[-1]
 
 
+class _Doubled(torch.autograd.Function):
+    """A custom backward of the old style (no setup_context): torch.func.vmap refuses it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2.0 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2.0 * grad
+
+
+class _DoubledLinear(torch.nn.Linear):
+    def forward(self, x):
+        return _Doubled.apply(super().forward(x))
+
+
+def test_replicas_of_a_model_that_vmap_refuses_are_told_to_train_in_turn() -> None:
+    x, y = blobs()
+    models = [_DoubledLinear(x.shape[1], 1, bias=False).double() for _ in range(2)]
+    with pytest.raises(ConfigError, match="batched=False"):
+        fit(models, x, y, max_epochs=3, progress=False, batched=True)
+    runs = fit(models, x, y, max_epochs=3, progress=False, batched=False)
+    assert [int(run.metrics["epoch"].iloc[-1]) for run in runs] == [3, 3]
+
+
 def test_replicas_take_their_own_data_and_stopping_rules(tmp_path) -> None:
     x, y = blobs()
     runs = fit(

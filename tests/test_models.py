@@ -333,6 +333,43 @@ def test_check_homogeneity_on_a_plain_module_measures_the_order_and_keeps_parame
     assert wrong.euler_error == pytest.approx(1 / 3) and wrong.scale_error == pytest.approx(0.5)
 
 
+class _OldStyleRelu(torch.autograd.Function):
+    """ReLU with a backward of the old style (no setup_context, no jvp): forward mode and
+    vmap refuse it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp_min(0.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+class _OldStyleReluModule(nn.Module):
+    def forward(self, x):
+        return _OldStyleRelu.apply(x)
+
+
+def test_check_homogeneity_of_a_module_forward_mode_refuses_matches_the_plain_module():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 5, bias=False), nn.ReLU(), nn.Linear(5, 2, bias=False))
+    plain = plain.double()
+    custom = nn.Sequential(plain[0], _OldStyleReluModule(), plain[2])
+    x = torch.randn(4, 3)
+    with pytest.raises(RuntimeError):  # the case this covers: jvp cannot run it
+        torch.func.jvp(lambda t: custom(t), (x.double(),), (x.double(),))
+    report = check_homogeneity(custom, x)
+    assert abs(report.measured_order - 2.0) < 1e-6
+    assert report.is_homogeneous and report.euler_error < 1e-12
+    wrong = check_homogeneity(custom, x, order=3)
+    reference = check_homogeneity(plain, x, order=3)
+    assert wrong.euler_error == pytest.approx(reference.euler_error, rel=1e-12)
+    assert not wrong.is_homogeneous
+
+
 def test_check_homogeneity_refuses_a_model_without_trainable_parameters():
     net = nn.Linear(2, 1).requires_grad_(False)
     with pytest.raises(ValueError, match="trainable"):

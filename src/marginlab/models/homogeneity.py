@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,26 @@ def _relative(error: torch.Tensor, reference: torch.Tensor) -> float:
     if denominator == 0.0:
         return 0.0 if numerator == 0.0 else math.inf
     return numerator / denominator
+
+
+def _along_theta_by_reverse_mode(
+    f: Callable[[dict[str, torch.Tensor]], torch.Tensor], theta: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(theta)`` and its derivative along ``theta`` (``<theta, grad f_j>`` for every
+    output ``j``), one backward pass per output: the slow way, for modules that forward
+    mode cannot run."""
+    params = {name: p.detach().requires_grad_() for name, p in theta.items()}
+    with torch.enable_grad():
+        value = f(params)
+        along = torch.zeros(value.numel(), dtype=value.dtype, device=value.device)
+        for j, output in enumerate(value.reshape(-1)):
+            grads = torch.autograd.grad(
+                output, list(params.values()), retain_graph=True, allow_unused=True
+            )
+            for grad, p in zip(grads, params.values(), strict=True):
+                if grad is not None:
+                    along[j] += (grad * p).sum()
+    return value.detach(), along.detach().reshape(value.shape)
 
 
 def check_homogeneity(
@@ -110,7 +131,11 @@ def check_homogeneity(
         # torch's first jvp loads its decompositions through the deprecated torch.jit.script;
         # the warning is about torch internals, not anything the caller can change.
         warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
-        value, euler_lhs = jvp(f, (theta,), (theta,))
+        try:
+            value, euler_lhs = jvp(f, (theta,), (theta,))
+        except RuntimeError:
+            # forward mode refused (an autograd.Function without a forward-mode rule)
+            value, euler_lhs = _along_theta_by_reverse_mode(f, theta)
         doubled = f({name: 2 * p for name, p in theta.items()})
         halved = f({name: p / 2 for name, p in theta.items()})
 

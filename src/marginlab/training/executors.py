@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, vmap
 
+from marginlab.config import ConfigError
 from marginlab.measure.gradient import grouped_log_loss_sums
 from marginlab.measure.margins import Evaluation
 from marginlab.training.attempt import (
@@ -139,7 +140,16 @@ class Stacked:
         self.y = torch.stack([loop.parts.data.y_train for loop in loops])
         self._template = copy.deepcopy(models[0]).to("meta")
         self._forward = vmap(self._outputs)
-        self.grads, self.log_loss, _ = self.evaluate()
+        try:
+            self.grads, self.log_loss, _ = self.evaluate()
+        except RuntimeError as error:
+            if "vmap" not in str(error):
+                raise
+            raise ConfigError(
+                "batched: the model cannot run under torch.func.vmap, which trains the "
+                f"replicas together ({str(error).splitlines()[0]}); train them in turn with "
+                "batched=False"
+            ) from error
         self._pending: tuple[Params, list[float]] | None = None
         self._epochs = [loop.state.epoch for loop in loops]
 
