@@ -277,6 +277,9 @@ def _fit_steps(
         name="cai-gd",
         trace=columns or True,
         batched=len(models) > 1,
+        # the trace is all that is read: no checkpoint or metrics row at each loss decade
+        checkpoint_decades=None,
+        row_decades=None,
     )
     return [(run.trace, bool(run.status.get("target_reached"))) for run in runs]
 

@@ -250,6 +250,10 @@ def train_twonet(
             progress=False,
             name=f"twonet-{train}-m{width}-r{r}",
             trace=True,
+            # the trace is all that is read: no checkpoint or metrics row at each decade
+            # of a loss that falls hundreds of them
+            checkpoint_decades=None,
+            row_decades=None,
         )
         trace = run.trace.iloc[:niter]
         # the reference's normalization: (1/m) sum_j ||theta_j||^2, or ||b|| / m

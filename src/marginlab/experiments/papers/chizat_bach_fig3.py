@@ -214,6 +214,9 @@ def lazy_to_rich(setting: Fig3, replica: int, distribution: int) -> dict:
             threads=1,
             progress=False,
             name=f"fig3-r{replica}-t{t}",
+            # only the weights at time t are read: no checkpoint at each decade of the loss
+            checkpoint_decades=None,
+            row_decades=None,
         )
         done = t
         with torch.no_grad():
