@@ -16,6 +16,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
 
+from marginlab.build import build_data
+from marginlab.config import ConfigError, validate
 from marginlab.data import (
     CIFAR10_CLASSES,
     DATASETS,
@@ -218,6 +220,32 @@ def test_gaussians_have_the_requested_margin_under_w_star():
     assert not torch.equal(ds.x_train, other.x_train)
     with pytest.raises(ValueError, match="margin"):
         load_dataset("gaussians", margin=-1)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "features"),
+    [("xor", {"n": 10**9}, 2), ("gaussians", {"n": 100, "d": 10**8}, 10**8),
+     ("clusters", {"n": 10, "test_n": 10**9, "d": 5}, 5)],
+)  # fmt: skip
+def test_a_synthetic_draw_larger_than_the_memory_is_refused_before_it_allocates(
+    monkeypatch, name, params, features
+):
+    monkeypatch.setattr("marginlab.data._common.available_memory", lambda: 2 * 10**9)
+    points = params["n"] + params.get("test_n", 0)
+    with pytest.raises(ValueError, match=rf"n, test_n: {points} points of {features} features"):
+        load_dataset(name, **params)
+    # what fits is drawn: 4 copies of 10**5 points of 2 float64 features are 6.4 MB
+    assert load_dataset("xor", n=10**5).n_train == 10**5
+
+
+def test_a_draw_that_exhausts_memory_is_refused_naming_the_data_fields(monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("marginlab.build.load_dataset", exhausted)
+    config = validate({"data": {"name": "xor"}, "model": {"kind": "two_layer", "width": 4}})
+    with pytest.raises(ConfigError, match=r"data: .*data.params.n"):
+        build_data(config)
 
 
 def test_xor_default_is_the_four_points():

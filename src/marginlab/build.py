@@ -66,6 +66,11 @@ def build_data(
         )
     except ValueError as error:
         raise ConfigError(f"data: {error}") from None
+    except MemoryError:
+        raise ConfigError(
+            "data: the data set does not fit in the memory available; use fewer samples "
+            "(data.n_train, data.params.n)"
+        ) from None
     return dataset.to(device=device, dtype=DTYPES[config.dtype])
 
 

@@ -6,6 +6,7 @@ import math
 import numbers
 import operator
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +47,56 @@ def as_float(name: str, value: object, minimum: float) -> float:
     if not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name} must be a finite number >= {minimum}, got {value}")
     return float(value)
+
+
+# Copies of a synthetic set that exist at once while it is drawn and handed to torch (the
+# draw's temporaries, the float64 array, the tensor).
+DRAW_COPIES = 4
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``); None where
+    it cannot be read.
+
+    Examples
+    --------
+    >>> available = available_memory()
+    >>> available is None or available > 0
+    True
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_draw_fits(samples: int, features: int) -> None:
+    """Refuse a synthetic draw of ``samples`` points of ``features`` float64 features that
+    could not fit in the available memory, before any of it is allocated.
+
+    Examples
+    --------
+    >>> check_draw_fits(100, 2)  # 6.4 KB: drawn
+    """
+    needed = DRAW_COPIES * 8 * samples * features
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"n, test_n: {samples} points of {features} features need about "
+            f"{_bytes(needed)} while they are drawn, more than the {_bytes(available)} of "
+            "memory available; draw fewer points"
+        )
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.5g} TB"
 
 
 def seeded_rng(seed: int, stream: str) -> np.random.Generator:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from marginlab.data._common import as_float, as_int, seeded_rng
+from marginlab.data._common import as_float, as_int, check_draw_fits, seeded_rng
 from marginlab.data.dataset import Splits
 
 BINARY_CLASSES = ("-1", "+1")
@@ -21,9 +21,13 @@ CLUSTER_SAMPLINGS = ("disk", "radius")
 Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
 
-def _splits(name: str, draw: Draw, n: int, test_n: int, seed: int, info: dict) -> Splits:
-    """Draw the splits; ``draw(rng, m)`` returns ``m`` inputs and their +-1 labels."""
+def _splits(
+    name: str, draw: Draw, n: int, test_n: int, seed: int, info: dict, features: int
+) -> Splits:
+    """Draw the splits; ``draw(rng, m)`` returns ``m`` inputs of ``features`` features and
+    their +-1 labels."""
     n, test_n = as_int("n", n, 1), as_int("test_n", test_n, 0)
+    check_draw_fits(n + test_n, features)
     x_train, y_train = draw(seeded_rng(seed, f"{name}-train"), n)
     x_test, y_test = draw(seeded_rng(seed, f"{name}-test"), test_n) if test_n else (None, None)
 
@@ -59,7 +63,7 @@ def gaussians(
         y = np.where(z @ w >= 0, 1.0, -1.0)
         return z + (margin * y)[:, None] * w, y
 
-    splits = _splits("gaussians", draw, n, test_n, seed, {"w_star": w.tolist()})
+    splits = _splits("gaussians", draw, n, test_n, seed, {"w_star": w.tolist()}, d)
     splits.info["w_star_margin"] = float(np.min((2 * splits.y_train - 1) * (splits.x_train @ w)))
     return splits
 
@@ -87,7 +91,7 @@ def xor(*, n: int = 4, noise: float = 0.0, test_n: int = 0, seed: int = 0) -> Sp
         centers = _XOR_CENTERS[np.arange(m) % 4]
         return centers + noise * rng.standard_normal((m, 2)), centers[:, 0] * centers[:, 1]
 
-    return _splits("xor", draw, n, test_n, seed, {"centers": _XOR_CENTERS.tolist()})
+    return _splits("xor", draw, n, test_n, seed, {"centers": _XOR_CENTERS.tolist()}, 2)
 
 
 def cluster_centers(k: int) -> np.ndarray:
@@ -173,4 +177,4 @@ def clusters(
         return x, a[p]
 
     info["cluster_labels"] = a.astype(int).tolist()
-    return _splits("clusters", draw, n, test_n, seed, info)
+    return _splits("clusters", draw, n, test_n, seed, info, d)
