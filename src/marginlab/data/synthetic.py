@@ -55,6 +55,8 @@ def gaussians(
     True
     """
     d, margin = as_int("d", d, 1), as_float("margin", margin, 0.0)
+    # before w, itself d numbers (the draw checks again, as every synthetic draw does)
+    check_draw_fits(as_int("n", n, 1) + as_int("test_n", test_n, 0), d)
     w = seeded_rng(seed, "gaussians-w").standard_normal(d)
     w /= np.linalg.norm(w)
 
