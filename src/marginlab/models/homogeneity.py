@@ -67,9 +67,10 @@ def _along_theta_by_reverse_mode(
             grads = torch.autograd.grad(
                 output, list(params.values()), retain_graph=True, allow_unused=True
             )
-            for grad, p in zip(grads, params.values(), strict=True):
-                if grad is not None:
-                    along[j] += (grad * p).sum()
+            with torch.no_grad():  # a sum of products, not part of any graph
+                for grad, p in zip(grads, params.values(), strict=True):
+                    if grad is not None:
+                        along[j] += (grad * p).sum()
     return value.detach(), along.detach().reshape(value.shape)
 
 

@@ -111,6 +111,17 @@ def _per_replica(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return vector.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _stack_norms(stacks: Params) -> torch.Tensor:
+    """Each replica's norm over stacked ``(K, ...)`` tensors, float64 ``(K,)``: each tensor's
+    norm in its dtype, as :func:`~marginlab.training.attempt.parameter_norm` takes them."""
+    with torch.no_grad():
+        squares = sum(
+            torch.linalg.vector_norm(stack.flatten(1), dim=1).double().square()
+            for stack in stacks.values()
+        )
+    return squares.sqrt()
+
+
 class Stacked:
     """Every replica's full-batch attempt in one vmapped pass over stacked parameters.
 
@@ -222,16 +233,10 @@ class Stacked:
 
     def _traced_norms(self) -> list[float] | None:
         """Every replica's ``||theta||`` in one pass when a trace records it (None when no
-        replica has a trace): each tensor's norm in its dtype, as
-        :func:`~marginlab.training.attempt.parameter_norm` takes them."""
+        replica has a trace)."""
         if all(loop.trace is None for loop in self.loops):
             return None
-        with torch.no_grad():
-            squares = sum(
-                torch.linalg.vector_norm(stack.flatten(1), dim=1).double().square()
-                for stack in self.params.values()
-            )
-        return squares.sqrt().tolist()
+        return _stack_norms(self.params).tolist()
 
     def _norms(self) -> list[tuple[float, float]] | None:
         """Every replica's ``(||theta||, ||grad log L||)`` in one pass, for schedules that
@@ -242,12 +247,7 @@ class Stacked:
             for s in schedules
         ):
             return None
-        with torch.no_grad():
-            squares = [
-                sum(t.flatten(1).double().pow(2).sum(1) for t in stack.values())
-                for stack in (self.params, self.grads)
-            ]
-            pairs = torch.stack(squares, dim=1).sqrt()
+        pairs = torch.stack([_stack_norms(self.params), _stack_norms(self.grads)], dim=1)
         return [tuple(pair) for pair in pairs.tolist()]
 
     def _adopt_accepted(self) -> None:
