@@ -16,7 +16,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
 
-from marginlab.build import build_data
+from marginlab.build import build_data, build_network
 from marginlab.config import ConfigError, validate
 from marginlab.data import (
     CIFAR10_CLASSES,
@@ -230,12 +230,22 @@ def test_gaussians_have_the_requested_margin_under_w_star():
 def test_a_synthetic_draw_larger_than_the_memory_is_refused_before_it_allocates(
     monkeypatch, name, params, features
 ):
-    monkeypatch.setattr("marginlab.data._common.available_memory", lambda: 2 * 10**9)
+    monkeypatch.setattr("marginlab.memory.available_memory", lambda: 2 * 10**9)
     points = params["n"] + params.get("test_n", 0)
     with pytest.raises(ValueError, match=rf"n, test_n: {points} points of {features} features"):
         load_dataset(name, **params)
     # what fits is drawn: 4 copies of 10**5 points of 2 float64 features are 6.4 MB
     assert load_dataset("xor", n=10**5).n_train == 10**5
+
+
+def test_a_cluster_grid_larger_than_the_memory_is_refused_before_its_tables_are_made(
+    monkeypatch,
+):
+    monkeypatch.setattr("marginlab.memory.available_memory", lambda: 10**9)
+    # 10**4 x 10**4 clusters: 10**8 centers and labels, about 10 GB of tables
+    with pytest.raises(ValueError, match=r"k: 10000 x 10000 clusters need about"):
+        load_dataset("clusters", n=10, k=10**4)
+    assert len(load_dataset("clusters", n=10, k=100).info["centers"]) == 100**2
 
 
 def test_a_draw_that_exhausts_memory_is_refused_naming_the_data_fields(monkeypatch):
@@ -486,3 +496,21 @@ def test_real_cifar10_test_split():
     assert np.bincount(labels).tolist() == [1000] * 10
     means = images.reshape(10000, 3, -1).mean(axis=(0, 2)) / 255
     assert np.allclose(means, [0.4942, 0.4851, 0.4504], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("model", "key"),
+    [({"kind": "two_layer", "width": 10**8}, "model.width"),
+     ({"kind": "mlp", "hidden": [10**5, 10**5]}, "model.hidden")],
+)  # fmt: skip
+def test_a_network_larger_than_the_memory_is_refused_before_it_allocates(monkeypatch, model, key):
+    monkeypatch.setattr("marginlab.memory.available_memory", lambda: 10**9)
+    config = validate({"data": {"name": "xor"}, "model": model})
+    data = build_data(config)
+    # without the check torch would try to allocate (and say "cannot be built") or succeed
+    with pytest.raises(
+        ConfigError, match=rf"model: the network's .* parameters .* need about .*\({key}\)"
+    ):
+        build_network(config, data)
+    small = validate({"data": {"name": "xor"}, "model": {"kind": "two_layer", "width": 10**4}})
+    assert sum(p.numel() for p in build_network(small, data).parameters()) == 4 * 10**4

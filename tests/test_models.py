@@ -471,3 +471,17 @@ def test_build_model_errors_name_the_key(config, names):
         build_model(config, (1, 4, 4), 3)
     for name in names:
         assert name in str(error.value)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_zoo_model_builds_on_the_meta_device_with_the_shapes_of_a_real_build(name):
+    # what the memory check counts before it allocates anything
+    factory, _ = ZOO[name]
+    bias = "first" if name in BIASED else "none"
+    real = factory(bias)
+    with torch.device("meta"):
+        probe = factory(bias)
+    assert all(p.is_meta for p in probe.parameters())
+    assert [(n, p.shape) for n, p in probe.named_parameters()] == [
+        (n, p.shape) for n, p in real.named_parameters()
+    ]

@@ -16,11 +16,16 @@ from torch import nn
 
 from marginlab.config import ConfigError, RunConfig
 from marginlab.data import Dataset, load_dataset
+from marginlab.memory import check_fits
 from marginlab.models import build_model
 from marginlab.models.declare import declare_homogeneity
 from marginlab.models.describe import rebuild
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+# Copies of the weights that exist at once while a network trains: the weights, their
+# gradient, the accepted weights a rollback returns to, and the update being formed.
+TRAINING_COPIES = 4
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,6 +100,8 @@ def build_network(
         return model.to(device=device, dtype=DTYPES[config.dtype])
     spec = {"seed": config.seed, **config.model}
     try:
+        if torch.device(device).type == "cpu":
+            _check_network_fits(spec, tuple(dataset.input_shape), n_outputs, config.dtype)
         model = build_model(spec, input_shape=tuple(dataset.input_shape), n_outputs=n_outputs)
     except (TypeError, ValueError) as error:  # every value here comes from the user's spec
         raise ConfigError(f"model: {error}") from None
@@ -112,6 +119,22 @@ def build_network(
             + (" (or 1 for a binary logistic/exponential model)" if dataset.n_classes == 2 else "")
         )
     return model
+
+
+def _check_network_fits(
+    spec: dict, input_shape: tuple[int, ...], n_outputs: int, dtype: str
+) -> None:
+    """Refuse a network whose weights could not fit in the memory available, before any
+    of them is allocated: it is built on the meta device, which only counts them."""
+    with torch.device("meta"):
+        probe = build_model(spec, input_shape=input_shape, n_outputs=n_outputs)
+    count = sum(p.numel() for p in probe.parameters())
+    keys = [f"model.{key}" for key in ("width", "hidden", "spec", "depth") if key in spec]
+    check_fits(
+        TRAINING_COPIES * count * DTYPES[dtype].itemsize,
+        f"the network's {count:,} parameters ({TRAINING_COPIES} copies in {dtype} while it trains)",
+        "make it smaller" + (f" ({', '.join(keys)})" if keys else ""),
+    )
 
 
 def _recorded_network(description: dict, template: nn.Module | None) -> nn.Module:

@@ -6,9 +6,10 @@ import math
 import numbers
 import operator
 import zlib
-from pathlib import Path
 
 import numpy as np
+
+from marginlab.memory import check_fits
 
 
 def as_int(name: str, value: object, minimum: int) -> int:
@@ -54,25 +55,6 @@ def as_float(name: str, value: object, minimum: float) -> float:
 DRAW_COPIES = 4
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``); None where
-    it cannot be read.
-
-    Examples
-    --------
-    >>> available = available_memory()
-    >>> available is None or available > 0
-    True
-    """
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def check_draw_fits(samples: int, features: int) -> None:
     """Refuse a synthetic draw of ``samples`` points of ``features`` float64 features that
     could not fit in the available memory, before any of it is allocated.
@@ -81,22 +63,11 @@ def check_draw_fits(samples: int, features: int) -> None:
     --------
     >>> check_draw_fits(100, 2)  # 6.4 KB: drawn
     """
-    needed = DRAW_COPIES * 8 * samples * features
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ValueError(
-            f"n, test_n: {samples} points of {features} features need about "
-            f"{_bytes(needed)} while they are drawn, more than the {_bytes(available)} of "
-            "memory available; draw fewer points"
-        )
-
-
-def _bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000:
-            return f"{count:.3g} {unit}"
-        count /= 1000
-    return f"{count:.5g} TB"
+    check_fits(
+        DRAW_COPIES * 8 * samples * features,
+        f"n, test_n: {samples} points of {features} features",
+        "draw fewer points",
+    )
 
 
 def seeded_rng(seed: int, stream: str) -> np.random.Generator:

@@ -14,9 +14,13 @@ import numpy as np
 
 from marginlab.data._common import as_float, as_int, check_draw_fits, seeded_rng
 from marginlab.data.dataset import Splits
+from marginlab.memory import check_fits
 
 BINARY_CLASSES = ("-1", "+1")
 CLUSTER_SAMPLINGS = ("disk", "radius")
+# Per cluster of a k x k grid: its center and label as arrays, the label permutation, and
+# the centers as the Python floats that ``info`` lists (about 100 bytes in all).
+CLUSTER_BYTES = 100
 """How :func:`clusters` draws a point in its disk: uniform on the disk, or uniform radius."""
 Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
@@ -148,6 +152,7 @@ def clusters(
     ((5, 4), [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     d, k = as_int("d", d, 3), as_int("k", k, 2)
+    check_fits(CLUSTER_BYTES * k * k, f"k: {k} x {k} clusters", "use a smaller k")
     if sampling not in CLUSTER_SAMPLINGS:
         raise ValueError(
             f"sampling: expected one of {CLUSTER_SAMPLINGS} ('disk': the paper's, 'radius': "

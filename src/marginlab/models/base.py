@@ -177,7 +177,9 @@ def dense(
 ) -> nn.Linear:
     """An ``nn.Linear`` with ``init`` weights and zero bias, drawing only from ``generator``."""
     # skip_init: torch's default init would consume (and shift) the global RNG.
-    layer = skip_init(nn.Linear, in_features, out_features, bias=bias)
+    layer = skip_init(
+        nn.Linear, in_features, out_features, bias=bias, device=torch.get_default_device()
+    )
     return _initialized(layer, in_features, generator, init)
 
 
@@ -191,13 +193,17 @@ def conv(
     init: Initializer,
 ) -> SameConv2d:
     """A stride-1 SAME-padded convolution with ``init`` weights (fan-in ``kh kw c_in``)."""
-    layer = skip_init(SameConv2d, in_channels, out_channels, kernel, bias=bias)
+    layer = skip_init(
+        SameConv2d, in_channels, out_channels, kernel, bias=bias, device=torch.get_default_device()
+    )
     return _initialized(layer, kernel[0] * kernel[1] * in_channels, generator, init)
 
 
 def _initialized(
     layer: nn.Module, fan_in: int, generator: torch.Generator, init: Initializer
 ) -> nn.Module:
+    if layer.weight.is_meta:
+        return layer  # built under torch.device("meta") to be measured: nothing to draw
     with torch.no_grad():
         init(layer.weight, fan_in, generator)
         if layer.bias is not None:
