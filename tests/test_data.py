@@ -238,6 +238,14 @@ def test_a_synthetic_draw_larger_than_the_memory_is_refused_before_it_allocates(
     assert load_dataset("xor", n=10**5).n_train == 10**5
 
 
+def test_a_run_on_a_single_class_is_refused_naming_data_classes():
+    config = validate({"data": {"name": "digits", "classes": [3]}, "model": {"kind": "linear"}})
+    with pytest.raises(ConfigError, match=r"data.classes: \[3\] selects a single class"):
+        build_data(config)
+    two = validate({"data": {"name": "digits", "classes": [3, 5]}, "model": {"kind": "linear"}})
+    assert build_data(two).n_classes == 2
+
+
 def test_a_cluster_grid_larger_than_the_memory_is_refused_before_its_tables_are_made(
     monkeypatch,
 ):

@@ -158,6 +158,9 @@ def test_a_callback_sees_every_logged_row_and_can_stop_the_run():
         ({"x": torch.zeros(3, 2, dtype=torch.float64)}, "one label per row"),
         ({"batch_size": 1000}, "batch_size"),
         ({"schedule": object()}, "schedule"),
+        ({"schedule": "constant"}, "schedule: expected a schedule object, got the name"),
+        ({"y": torch.tensor([0, 2] * 20)}, r"model: it has 1 output\(s\) but the labels name 3"),
+        ({"x": torch.zeros(0, 2), "y": torch.zeros(0, dtype=torch.long)}, "set is empty"),
         ({"x_test": torch.zeros(2, 2)}, "x_test, y_test"),
         ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
         ({"device": "nowhere"}, "device: 'nowhere' is not a device"),
@@ -171,6 +174,17 @@ def test_bad_input_is_refused_naming_the_argument_before_anything_is_written(
     with pytest.raises(ConfigError, match=named):
         fit(mlp(), **{**arguments, **changes})
     assert not (tmp_path / "r").exists()
+
+
+def test_a_network_that_returns_one_number_per_sample_is_told_to_return_a_column(tmp_path):
+    x, y = blobs()
+    flat = nn.Sequential(mlp(), nn.Flatten(0))
+    with pytest.raises(ConfigError, match=r"model: it returns \(2,\) for 2 samples; .*\(N, 1\)"):
+        fit(flat, x, y, out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    # more outputs than the labels use is a model of more classes: it trains
+    wide = nn.Sequential(nn.Linear(2, 8, bias=False), nn.ReLU(), nn.Linear(8, 3, bias=False))
+    assert fit(wide.double(), x, y, max_epochs=2, progress=False).metrics["epoch"].max() == 2
 
 
 def test_fit_runs_off_the_main_thread_and_leaves_threads_and_the_global_seed_alone():

@@ -76,6 +76,11 @@ def build_data(
             "data: the data set does not fit in the memory available; use fewer samples "
             "(data.n_train, data.params.n)"
         ) from None
+    if dataset.n_classes < 2:
+        raise ConfigError(
+            f"data.classes: {list(data.classes or [])} selects a single class, and a margin "
+            "separates two or more; list at least two (e.g. data.classes=[3, 5])"
+        )
     return dataset.to(device=device, dtype=DTYPES[config.dtype])
 
 

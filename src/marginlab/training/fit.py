@@ -329,6 +329,7 @@ def _assemble(
     dtype = _dtype_name(parameter.dtype)
     device = parameter.device
     data = _dataset(x, y, x_test, y_test, parameter.dtype, device)
+    _check_outputs(model, data)
     schedule = LossBased() if schedule is None else schedule
     description = describe(model)
     if description is None:
@@ -371,6 +372,26 @@ def _assemble(
             "samples); use at most that, or None for full-batch gradient descent"
         )
     return Assembly(config, device, data, model, get_loss(loss), schedule)
+
+
+def _check_outputs(model: nn.Module, data: Dataset) -> None:
+    """Refuse a network whose outputs cannot score the labels: not ``(N, C)`` logits, or
+    fewer classes than the labels name (one output scores two classes)."""
+    with torch.no_grad():
+        outputs = model(data.x_train[:2])
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2:
+        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs)
+        raise ConfigError(
+            f"model: it returns {shape} for 2 samples; it must return (N, C) logits, or "
+            "(N, 1) for two classes (e.g. end it with nn.Unflatten(0, (-1, 1)))"
+        )
+    width, labels = outputs.shape[1], data.n_classes
+    if labels > max(width, 2):
+        raise ConfigError(
+            f"model: it has {width} output(s) but the labels name {labels} classes "
+            f"(0..{labels - 1}); make its last layer {labels} wide"
+            + (", or label the two classes 0 and 1" if width == 1 else "")
+        )
 
 
 def _data_file(parts: Assembly) -> bytes:
@@ -439,6 +460,11 @@ def schedule_config(schedule: Schedule) -> dict:
         return {"schedule": "normalized", "alpha": schedule.alpha}
     if isinstance(schedule, InverseSqrt):
         return {"schedule": "inverse_sqrt", "lr": schedule.lr}
+    if isinstance(schedule, str):
+        raise ConfigError(
+            f"schedule: expected a schedule object, got the name {schedule!r}; pass e.g. "
+            "marginlab.LossBased(), marginlab.Constant(lr=0.1) or marginlab.Normalized()"
+        )
     for method in ("init", "log_step_factor", "end_epoch"):
         if not callable(getattr(schedule, method, None)):
             raise ConfigError(
@@ -498,7 +524,8 @@ def _dataset(x, y, x_test, y_test, dtype: torch.dtype, device: torch.device) -> 
         if values.is_floating_point() and not torch.equal(values, values.round()):
             raise ConfigError(f"{key}: labels must be class indices 0, 1, ...; got fractions")
         labels[key] = values.long()
-    n_classes = max(2, *(int(v.max()) + 1 for v in labels.values() if v is not None and v.numel()))
+    given = [v for v in labels.values() if v is not None and v.numel()]
+    n_classes = max([2] + [int(v.max()) + 1 for v in given])
     try:
         dataset = Dataset(
             "file",
