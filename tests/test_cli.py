@@ -61,6 +61,15 @@ def test_a_key_the_schedule_does_not_read_is_refused_naming_what_it_sets(tmp_pat
     assert not out.exists()
 
 
+def test_a_grid_in_which_no_trial_is_valid_is_refused_before_any_trial(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    grid = ["sweep", "digits-mlp", "--grid", "nokey=1,2", "--out", str(out)]
+    assert main(grid) == 2
+    err = capsys.readouterr().err
+    assert "--grid: no trial is valid; the first, nokey=1: nokey: unknown key" in err
+    assert not out.exists()
+
+
 def test_unknown_spec_lists_presets(capsys):
     assert main(["run", "no-such-preset"]) == 2
     assert "digits-cnn" in capsys.readouterr().err

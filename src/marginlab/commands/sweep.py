@@ -13,14 +13,19 @@ def _sweep(args: argparse.Namespace) -> int:
 
     raw = load_spec(args.spec)
     config = apply_overrides(raw, list(args.set))
-    # A key no trial reads is refused before any trial starts (a trial whose config is
-    # invalid fails on its own, in the summary).
+    # A key no trial reads is refused before any trial starts, and so is a grid in which
+    # no trial is valid (one invalid trial among valid ones fails on its own, in the
+    # summary).
+    errors = []
     for i, assignments in enumerate(grid_overrides(args.grid)):
         try:
             trial = validate(apply_overrides(config, assignments))
-        except ConfigError:
+        except ConfigError as error:
+            errors.append(f"{','.join(assignments)}: {error}")
             continue
         check_ignored(trial, raw if i == 0 else {}, [*args.set, *assignments])
+    if errors and len(errors) == len(grid_overrides(args.grid)):
+        raise ConfigError(f"--grid: no trial is valid; the first, {errors[0]}")
     out = Path(args.out or f"runs/sweep-{config.get('name', 'run')}")
     summary = sweep(
         config,
