@@ -257,6 +257,8 @@ def test_the_schedules_are_exported_and_a_schedule_of_your_own_trains():
     assert steps[0] == pytest.approx(0.2) and steps[-1] == pytest.approx(0.05)
     assert run.config["train"]["schedule"] == "custom"
     assert {"fit", "LossBased", "Constant", "Normalized", "InverseSqrt"} <= set(marginlab.__all__)
+    # and tab completion lists them, loaded or not
+    assert set(marginlab.__all__) <= set(dir(marginlab))
 
 
 def test_dtype_moves_the_model_and_the_tensors_follow():

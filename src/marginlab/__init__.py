@@ -41,3 +41,8 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'marginlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too: tab completion in a notebook shows fit, LossBased, load_run...
+    return sorted({*globals(), *__all__})
