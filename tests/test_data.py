@@ -522,3 +522,33 @@ def test_a_network_larger_than_the_memory_is_refused_before_it_allocates(monkeyp
         build_network(config, data)
     small = validate({"data": {"name": "xor"}, "model": {"kind": "two_layer", "width": 10**4}})
     assert sum(p.numel() for p in build_network(small, data).parameters()) == 4 * 10**4
+
+
+def _write_file(path, kind):
+    """A data file that cannot be trained on, of one kind of fault."""
+    rng = np.random.default_rng(0)
+    if kind == "not a zip":
+        path.write_text("not a zip archive")
+    elif kind == "garbage":
+        path.write_bytes(b"zz")
+    elif kind == "text inputs":
+        np.savez(path, x=np.array(["a"] * 6), y=np.arange(6) % 2)
+    elif kind == "signed labels":
+        np.savez(path, x=rng.normal(size=(6, 2)), y=np.arange(6) % 2 * 2 - 1)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kind", "named"),
+    [(".npz", "not a zip", r"path: data.npz is not a .npz file"),
+     (".pt", "garbage", r"path: data.pt is not a file of tensors .* torch.save"),
+     (".safetensors", "garbage", r"path: data.safetensors cannot be read as a .safetensors"),
+     (".npz", "text inputs", r"x: the inputs must be numbers"),
+     (".npz", "signed labels", r"y: labels must be class indices 0, 1, ...; got -1; .*\(y \+ 1\)")],
+)  # fmt: skip
+def test_an_unreadable_data_file_is_refused_naming_the_file_and_the_fix(
+    tmp_path, suffix, kind, named
+):
+    path = tmp_path / f"data{suffix}"
+    _write_file(path, kind)
+    with pytest.raises(ValueError, match=named):
+        load_dataset("file", path=path)

@@ -9,6 +9,8 @@ one. Nothing is unpickled: ``.pt`` files are read with ``torch.load(weights_only
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +65,9 @@ def load_file(path: str | os.PathLike | None = None, label_column: str = "label"
     labels = {key: _labels(key, arrays[key]) for key in ("y", "y_test") if key in arrays}
     n_classes = max(int(y.max()) + 1 for y in labels.values() if y.size)
     return Splits(
-        np.asarray(arrays["x"], dtype=np.float64),
+        _features("x", arrays["x"]),
         labels["y"],
-        None if "x_test" not in arrays else np.asarray(arrays["x_test"], dtype=np.float64),
+        None if "x_test" not in arrays else _features("x_test", arrays["x_test"]),
         labels.get("y_test"),
         tuple(str(c) for c in range(max(n_classes, 2))),
         {"source": str(path.resolve())},
@@ -73,6 +75,27 @@ def load_file(path: str | os.PathLike | None = None, label_column: str = "label"
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+
+    if path.suffix == ".npz" and not zipfile.is_zipfile(path):
+        raise ValueError(f"path: {path.name} is not a .npz file (a zip archive of arrays)")
+    try:
+        return _read_arrays(path)
+    except (OSError, RuntimeError, ValueError, EOFError, SafetensorError) as error:
+        if str(error).startswith("path: "):
+            raise
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(
+            f"path: {path.name} cannot be read as a {path.suffix} file ({reason[:200]})"
+        ) from None
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"path: {path.name} is not a file of tensors that torch.load reads without "
+            "unpickling code; save a dict of tensors, e.g. torch.save({'x': x, 'y': y}, path)"
+        ) from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files if key in KEYS}
@@ -103,6 +126,13 @@ def _csv(path: Path, label_column: str) -> dict[str, np.ndarray]:
     return {"x": features.to_numpy(np.float64), "y": table[column].to_numpy()}
 
 
+def _features(key: str, values: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{key}: the inputs must be numbers ({error})") from None
+
+
 def _labels(key: str, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if values.ndim != 1:
@@ -114,8 +144,9 @@ def _labels(key: str, values: np.ndarray) -> np.ndarray:
             f"{key}: labels must be class indices 0, 1, ...; got {values.dtype} values"
         )
     if not np.all(values == np.round(values)) or (values.size and values.min() < 0):
-        wrong = values[(values != np.round(values)) | (values < 0)][0]
-        raise ValueError(f"{key}: labels must be class indices 0, 1, ...; got {wrong!r}")
+        wrong = values[(values != np.round(values)) | (values < 0)][0].item()
+        hint = "; for labels -1/+1 save (y + 1) // 2" if wrong == -1 else ""
+        raise ValueError(f"{key}: labels must be class indices 0, 1, ...; got {wrong}{hint}")
     return values.astype(np.int64)
 
 
