@@ -28,11 +28,23 @@ import torch
 from torch.func import functional_call, vmap
 
 from marginlab.experiments.papers.cai import LEAKY_C, output_signs
-from marginlab.experiments.papers.chizat_bach import PAPER_STEPSIZE, step_sizes
+from marginlab.experiments.papers.chizat_bach import PAPER_STEPSIZE
 from marginlab.losses import get_loss
 from marginlab.measure.references.vardi import Construction
 from marginlab.models.two_layer import TwoLayer
 from marginlab.numerics import log_softplus
+
+
+def step_sizes(stepsize: float, niter: int) -> np.ndarray:
+    """The reference notebook's schedule ``eta_t = stepsize / sqrt(t + 1)``, ``t = 1..niter``
+    (the former loop's; the reproduction's fit uses :class:`~marginlab.InverseSqrt`).
+
+    Examples
+    --------
+    >>> step_sizes(0.5, 3).round(4).tolist()
+    [0.3536, 0.2887, 0.25]
+    """
+    return stepsize / np.sqrt(np.arange(2, niter + 2, dtype=np.float64))
 
 
 def chizat_bach_loop(

@@ -15,12 +15,12 @@ from marginlab.experiments.papers.chizat_bach import (
     f1_ratio,
     paper_gamma_1,
     rkhs_ratio,
-    step_sizes,
     train_twonet,
 )
 from marginlab.measure.references.f1 import f1_max_margin
 from marginlab.measure.references.rkhs import empirical_kernel, kernel_svm
 from marginlab.models.two_layer import TwoLayer
+from marginlab.training.schedules import InverseSqrt
 
 
 def soft_min(model: TwoLayer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -36,12 +36,14 @@ def problem():
     return clusters_problem(24, 3, 2, 50, sampling="radius")
 
 
-def test_step_sizes_follow_the_reference_decay():
-    eta = step_sizes(0.5, 100)
-    assert eta.shape == (100,)
-    assert eta[0] == pytest.approx(0.5 / math.sqrt(2))
-    assert eta[99] == pytest.approx(0.5 / math.sqrt(101))
-    assert np.all(np.diff(eta) < 0)
+def test_the_fit_schedule_is_the_reference_decay():
+    # the notebook's eta_t = stepsize / sqrt(t + 1) for t = 1, 2, ... on grad log L
+    schedule, state = InverseSqrt(lr=0.5), InverseSqrt(lr=0.5).init(log_loss=0.0)
+    eta = []
+    for _ in range(100):
+        eta.append(math.exp(schedule.log_step_factor(state, 0.0)))
+        _, state = schedule.end_epoch(state, log_loss=0.0, completed=True)
+    assert eta == pytest.approx([0.5 / math.sqrt(t + 1) for t in range(1, 101)], rel=1e-12)
 
 
 def test_one_step_is_m_times_the_gradient_of_the_soft_min(problem):

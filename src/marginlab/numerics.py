@@ -134,14 +134,3 @@ def format_log10(log10_value: float | None, digits: int = 2) -> str:
         rounded /= 10.0
         exponent += 1
     return f"{rounded:.{digits - 1}f}e{exponent:+03d}"
-
-
-def format_log(log_value: float | None, digits: int = 2) -> str:
-    """Like :func:`format_log10`, from a natural logarithm.
-
-    Examples
-    --------
-    >>> format_log(-2030.0)
-    '2.4e-882'
-    """
-    return format_log10(None if log_value is None else log_value / LN10, digits)

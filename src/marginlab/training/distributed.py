@@ -60,11 +60,6 @@ class DataParallel:
             torch.cuda.set_device(device)
         return cls(dist.get_rank(), dist.get_world_size(), device)
 
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 writes the run directory and shows progress."""
-        return self.rank == 0
-
     def shard(self, tensor: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous part of ``tensor`` (along the first axis)."""
         return torch.tensor_split(tensor, self.world_size)[self.rank].contiguous()

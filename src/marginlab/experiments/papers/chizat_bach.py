@@ -72,20 +72,6 @@ PAPER_STEPSIZE = 0.5  # the notebook's ``stepsize``
 PAPER_K = 3  # clusters per axis
 
 
-# the reference step ------------------------------------------------------------------------
-
-
-def step_sizes(stepsize: float, niter: int) -> np.ndarray:
-    """The reference schedule ``eta_t = stepsize / sqrt(t + 1)`` for ``t = 1..niter``.
-
-    Examples
-    --------
-    >>> step_sizes(0.5, 3).round(4).tolist()
-    [0.3536, 0.2887, 0.25]
-    """
-    return stepsize / np.sqrt(np.arange(2, niter + 2, dtype=np.float64))
-
-
 @dataclass
 class TwoNet:
     """Replicas of a width-``m`` two-layer net after :func:`train_twonet`.
