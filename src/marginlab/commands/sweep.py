@@ -16,15 +16,15 @@ def _sweep(args: argparse.Namespace) -> int:
     # A key no trial reads is refused before any trial starts, and so is a grid in which
     # no trial is valid (one invalid trial among valid ones fails on its own, in the
     # summary).
-    errors = []
-    for i, assignments in enumerate(grid_overrides(args.grid)):
+    errors, trials = [], grid_overrides(args.grid)
+    for i, assignments in enumerate(trials):
         try:
             trial = validate(apply_overrides(config, assignments))
         except ConfigError as error:
             errors.append(f"{','.join(assignments)}: {error}")
             continue
         check_ignored(trial, raw if i == 0 else {}, [*args.set, *assignments])
-    if errors and len(errors) == len(grid_overrides(args.grid)):
+    if errors and len(errors) == len(trials):
         raise ConfigError(f"--grid: no trial is valid; the first, {errors[0]}")
     out = Path(args.out or f"runs/sweep-{config.get('name', 'run')}")
     summary = sweep(
