@@ -392,3 +392,31 @@ def test_trace_columns_of_your_own_come_from_the_model_at_every_epoch() -> None:
     assert (trace["w0"].abs() <= trace["norm"] + 1e-15).all()
     assert (np.diff(trace["w0"]) != 0).all()
     assert trace["grad"].isna().all()  # the engine's gradients never land on .grad
+
+
+def test_a_stop_names_the_samples_no_step_can_move():
+    # a frozen identity first layer: the sample (-1, -1) meets two inactive ReLUs, so its
+    # output is 0 whatever the output layer does, and the loss cannot fall below l(0) / n
+    first = nn.Linear(2, 2, bias=False).double()
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+    first.weight.requires_grad_(False)
+    net = nn.Sequential(first, nn.ReLU(), nn.Linear(2, 1, bias=False).double())
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [2.0, 0.5]], dtype=torch.float64)
+    run = fit(net, x, torch.tensor([1, 0, 1, 1]), progress=False, max_epochs=100_000)
+    assert run.status["state"] == "stopped"
+    assert "Note: 1 training sample(s) have margin exactly 0" in run.status["message"]
+
+
+def test_the_stuck_sample_note_counts_only_margins_that_are_exactly_zero():
+    from marginlab.measure.margins import Evaluation
+    from marginlab.training.engine import _with_stuck_samples
+    from marginlab.training.schedules import TrainingStopped
+
+    stop = TrainingStopped("stalled")
+    margins = torch.tensor([0.5, 0.0, -0.2, 0.0], dtype=torch.float64)
+    noted = _with_stuck_samples(stop, Evaluation(torch.zeros(4, dtype=torch.float64), margins))
+    assert str(noted).startswith("stalled. Note: 2 training sample(s)")
+    moving = torch.tensor([0.5, 1e-300, -0.2, -1e-300], dtype=torch.float64)
+    kept = _with_stuck_samples(stop, Evaluation(torch.zeros(4, dtype=torch.float64), moving))
+    assert kept is stop

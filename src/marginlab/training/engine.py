@@ -335,7 +335,7 @@ def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor
         attempts = executor(going)
         for k, outcome in _conclude(loops, going, attempts).items():
             if isinstance(outcome, TrainingStopped):
-                _stopped(loops[k], outcome)
+                _stopped(loops[k], _with_stuck_samples(outcome, evaluations[k]))
                 going.remove(k)
             else:
                 evaluations[k] = outcome
@@ -374,6 +374,25 @@ def _finish(loop: _Loop, reason: str, log10_loss: float) -> None:
     reached = None if target is None else bool(log10_loss < target)
     loop.store.write_status("finished", reason, epoch=loop.state.epoch, target_reached=reached)
     loop.progress.message(f"finished: {reason}")
+
+
+def _with_stuck_samples(stop: TrainingStopped, evaluation: Evaluation) -> TrainingStopped:
+    """``stop`` with the training samples that no step can move, when there are some.
+
+    A sample whose outputs are all equal has margin exactly 0. In a bias-free ReLU network
+    that is a sample on which every unit of a layer is inactive: its outputs and their
+    gradient are 0 whatever the step, so the loss stays above ``l(0) / n``. The data may
+    well be separable; the network cannot reach them from here.
+    """
+    stuck = int((evaluation.margins == 0).sum())
+    if stuck == 0:
+        return stop
+    return TrainingStopped(
+        f"{stop}. Note: {stuck} training sample(s) have margin exactly 0, their outputs all "
+        "equal (in a bias-free ReLU network: every unit of a layer inactive on them), and no "
+        "step moves them; another initialization, a wider first layer or a bias in the first "
+        "layer (model.bias=first) can give them active units"
+    )
 
 
 def _stopped(loop: _Loop, stop: TrainingStopped) -> None:
