@@ -379,19 +379,19 @@ def _finish(loop: _Loop, reason: str, log10_loss: float) -> None:
 def _with_stuck_samples(stop: TrainingStopped, evaluation: Evaluation) -> TrainingStopped:
     """``stop`` with the training samples that no step can move, when there are some.
 
-    A sample whose outputs are all equal has margin exactly 0. In a bias-free ReLU network
-    that is a sample on which every unit of a layer is inactive: its outputs and their
-    gradient are 0 whatever the step, so the loss stays above ``l(0) / n``. The data may
-    well be separable; the network cannot reach them from here.
+    A margin of exactly 0 means outputs that are all equal (one output: 0). In a bias-free
+    ReLU network that is a sample on which every unit of a layer is inactive: its outputs
+    and their gradient are 0 whatever the step, so the mean loss stays above ``l(0) / n``.
+    The data may well be separable; the network cannot reach that sample from here.
     """
     stuck = int((evaluation.margins == 0).sum())
     if stuck == 0:
         return stop
     return TrainingStopped(
         f"{stop}. Note: {stuck} training sample(s) have margin exactly 0, their outputs all "
-        "equal (in a bias-free ReLU network: every unit of a layer inactive on them), and no "
-        "step moves them; another initialization, a wider first layer or a bias in the first "
-        "layer (model.bias=first) can give them active units"
+        "equal (one output: 0; in a bias-free ReLU network, every unit of a layer inactive on "
+        "them), and no step moves them; another initialization, a wider first layer or a "
+        "bias in the first layer (model.bias=first) can give them active units"
     )
 
 
