@@ -552,3 +552,13 @@ def test_an_unreadable_data_file_is_refused_naming_the_file_and_the_fix(
     _write_file(path, kind)
     with pytest.raises(ValueError, match=named):
         load_dataset("file", path=path)
+
+
+def test_a_csv_without_its_label_column_is_refused_and_label_column_names_another(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1,0\n3,1\n-1,0\n")
+    # the last column could as well be a feature: it is not taken for the class
+    with pytest.raises(ValueError, match=r"data.csv has no column 'label' \(its columns: a, b\)"):
+        load_dataset("file", path=path)
+    named = load_dataset("file", path=path, label_column="b")
+    assert named.y_train.tolist() == [0, 1, 0] and named.input_shape == (1,)

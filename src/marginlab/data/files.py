@@ -1,7 +1,7 @@
 """Your own data from a file: NumPy ``.npz``, safetensors, PyTorch ``.pt`` tensors, or CSV.
 
 Arrays and tensors are named ``x``, ``y`` and optionally ``x_test``, ``y_test``; a CSV file
-holds one sample per row with the class in the column named ``label`` (or the last column).
+holds one sample per row with the class in the column named ``label`` (or ``label_column``).
 Labels must be class indices ``0 .. C-1``; the number of classes is the largest label plus
 one. Nothing is unpickled: ``.pt`` files are read with ``torch.load(weights_only=True)``.
 """
@@ -29,7 +29,7 @@ def load_file(path: str | os.PathLike | None = None, label_column: str = "label"
     path : path
         A ``.npz``, ``.safetensors``, ``.pt`` or ``.csv`` file.
     label_column : str
-        CSV only: the column holding the class (the last column when absent).
+        CSV only: the column holding the class; a file without it is refused.
 
     Returns
     -------
@@ -118,7 +118,15 @@ def _csv(path: Path, label_column: str) -> dict[str, np.ndarray]:
     import pandas as pd
 
     table = pd.read_csv(path)
-    column = label_column if label_column in table.columns else table.columns[-1]
+    column = label_column
+    if column not in table.columns:
+        # not the last column by default: a file whose last column is a feature would
+        # train on it as labels without a word
+        raise ValueError(
+            f"path: {path.name} has no column {column!r} (its columns: "
+            f"{', '.join(map(str, table.columns))}); name the class column {column!r}, or "
+            "set data.params.label_column to the column that holds the class"
+        )
     features = table.drop(columns=[column])
     if not all(np.issubdtype(t, np.number) for t in features.dtypes):
         text = [c for c, t in features.dtypes.items() if not np.issubdtype(t, np.number)]
