@@ -524,6 +524,16 @@ def test_a_network_larger_than_the_memory_is_refused_before_it_allocates(monkeyp
     assert sum(p.numel() for p in build_network(small, data).parameters()) == 4 * 10**4
 
 
+def test_a_network_that_fits_once_but_not_for_training_is_read_but_not_trained(monkeypatch):
+    # 4 x 10**6 float64 parameters: 32 MB once (reading a checkpoint), 128 MB to train
+    monkeypatch.setattr("marginlab.memory.available_memory", lambda: 64 * 10**6)
+    config = validate({"data": {"name": "xor"}, "model": {"kind": "two_layer", "width": 10**6}})
+    data = build_data(config)
+    with pytest.raises(ConfigError, match=r"\(4 copies in float64 while it trains\) need"):
+        build_network(config, data)
+    assert sum(p.numel() for p in build_network(config, data, copies=1).parameters()) == 4 * 10**6
+
+
 def _write_file(path, kind):
     """A data file that cannot be trained on, of one kind of fault."""
     rng = np.random.default_rng(0)

@@ -38,7 +38,8 @@ def problem():
 
 def test_the_fit_schedule_is_the_reference_decay():
     # the notebook's eta_t = stepsize / sqrt(t + 1) for t = 1, 2, ... on grad log L
-    schedule, state = InverseSqrt(lr=0.5), InverseSqrt(lr=0.5).init(log_loss=0.0)
+    schedule = InverseSqrt(lr=0.5)
+    state = schedule.init(log_loss=0.0)
     eta = []
     for _ in range(100):
         eta.append(math.exp(schedule.log_step_factor(state, 0.0)))

@@ -89,12 +89,15 @@ def build_network(
     dataset: Dataset,
     device: str = "cpu",
     template: nn.Module | None = None,
+    copies: int = TRAINING_COPIES,
 ) -> nn.Module:
     """Build the run's model for ``dataset`` and check that its outputs fit the labels.
 
     A network that a run of :func:`marginlab.fit` recorded layer by layer is rebuilt from
     its description; one it could not describe (``model.kind: module``) needs ``template``,
-    a module of the same shape, whose copy receives the weights.
+    a module of the same shape, whose copy receives the weights. A zoo network is refused
+    before it is built when ``copies`` of its weights exceed the memory available (training
+    holds :data:`TRAINING_COPIES`; reading a checkpoint, one).
     """
     n_outputs = (
         1 if dataset.n_classes == 2 and config.loss != "cross_entropy" else dataset.n_classes
@@ -106,7 +109,7 @@ def build_network(
     spec = {"seed": config.seed, **config.model}
     try:
         if torch.device(device).type == "cpu":
-            _check_network_fits(spec, tuple(dataset.input_shape), n_outputs, config.dtype)
+            _check_network_fits(spec, tuple(dataset.input_shape), n_outputs, config.dtype, copies)
         model = build_model(spec, input_shape=tuple(dataset.input_shape), n_outputs=n_outputs)
     except (TypeError, ValueError) as error:  # every value here comes from the user's spec
         raise ConfigError(f"model: {error}") from None
@@ -127,7 +130,7 @@ def build_network(
 
 
 def _check_network_fits(
-    spec: dict, input_shape: tuple[int, ...], n_outputs: int, dtype: str
+    spec: dict, input_shape: tuple[int, ...], n_outputs: int, dtype: str, copies: int
 ) -> None:
     """Refuse a network whose weights could not fit in the memory available, before any
     of them is allocated: it is built on the meta device, which only counts them."""
@@ -138,9 +141,10 @@ def _check_network_fits(
         return  # an operation without a meta kernel: the real build alone decides
     count = sum(p.numel() for p in probe.parameters())
     keys = [f"model.{key}" for key in ("width", "hidden", "spec", "depth") if key in spec]
+    held = f"{copies} copies in {dtype} while it trains" if copies > 1 else dtype
     check_fits(
-        TRAINING_COPIES * count * DTYPES[dtype].itemsize,
-        f"the network's {count:,} parameters ({TRAINING_COPIES} copies in {dtype} while it trains)",
+        copies * count * DTYPES[dtype].itemsize,
+        f"the network's {count:,} parameters ({held})",
         "make it smaller" + (f" ({', '.join(keys)})" if keys else ""),
     )
 

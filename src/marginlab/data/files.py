@@ -80,10 +80,8 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz" and not zipfile.is_zipfile(path):
         raise ValueError(f"path: {path.name} is not a .npz file (a zip archive of arrays)")
     try:
-        return _read_arrays(path)
+        loaded = _read_arrays(path)
     except (OSError, RuntimeError, ValueError, EOFError, SafetensorError) as error:
-        if str(error).startswith("path: "):
-            raise
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(
             f"path: {path.name} cannot be read as a {path.suffix} file ({reason[:200]})"
@@ -93,9 +91,17 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
             f"path: {path.name} is not a file of tensors that torch.load reads without "
             "unpickling code; save a dict of tensors, e.g. torch.save({'x': x, 'y': y}, path)"
         ) from None
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"path: {path.name} holds a {type(loaded).__name__}; save a dict of tensors, e.g. "
+            "torch.save({'x': x, 'y': y}, path)"
+        )
+    return {k: np.asarray(v) for k, v in loaded.items() if k in KEYS}
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path) -> object:
+    """What the file holds: a mapping of names to arrays or tensors (a ``.pt`` file may
+    hold anything that loads without unpickling code)."""
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files if key in KEYS}
@@ -105,13 +111,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: v for k, v in load_safetensors(str(path)).items() if k in KEYS}
     import torch
 
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(loaded, dict):
-        raise ValueError(
-            f"path: {path.name} holds a {type(loaded).__name__}; save a dict of tensors, e.g. "
-            "torch.save({'x': x, 'y': y}, path)"
-        )
-    return {k: np.asarray(v) for k, v in loaded.items() if k in KEYS}
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _csv(path: Path, label_column: str) -> dict[str, np.ndarray]:

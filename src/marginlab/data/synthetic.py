@@ -18,10 +18,10 @@ from marginlab.memory import check_fits
 
 BINARY_CLASSES = ("-1", "+1")
 CLUSTER_SAMPLINGS = ("disk", "radius")
+"""How :func:`clusters` draws a point in its disk: uniform on the disk, or uniform radius."""
 # Per cluster of a k x k grid: its center and label as arrays, the label permutation, and
 # the centers as the Python floats that ``info`` lists (about 100 bytes in all).
 CLUSTER_BYTES = 100
-"""How :func:`clusters` draws a point in its disk: uniform on the disk, or uniform radius."""
 Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
 

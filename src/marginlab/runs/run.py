@@ -85,7 +85,9 @@ class Run:
         :attr:`checkpoints`, or a spec as for :meth:`checkpoint`)."""
         config = self._config()
         chosen = checkpoint if isinstance(checkpoint, Checkpoint) else self.checkpoint(checkpoint)
-        model = build_network(config, self._dataset(device), device=device, template=self._template)
+        model = build_network(
+            config, self._dataset(device), device=device, template=self._template, copies=1
+        )
         tensors, _ = self.store.load_checkpoint(chosen.path.name, chosen.sha256)
         load_weights(model, tensors, chosen.path)
         return model.eval()

@@ -237,12 +237,17 @@ def _finished_reason(config: RunConfig, state: TrainState, log10_loss: float) ->
 
 
 def _conclude(
-    loops: list[_Loop], going: list[int], attempts: dict[int, Attempt]
+    loops: list[_Loop],
+    going: list[int],
+    attempts: dict[int, Attempt],
+    evaluations: list[Evaluation],
 ) -> dict[int, Evaluation | TrainingStopped]:
     """Decide one round's attempts and record them.
 
     Returns, for each run in ``going``, the evaluation of its accepted attempt, or the
-    :class:`TrainingStopped` that ended it; a rejected attempt's run is left out. The
+    :class:`TrainingStopped` that ended it (with the samples no step moves at the weights
+    it keeps, see :func:`_with_stuck_samples`; ``evaluations`` holds each run's last
+    accepted evaluation); a rejected attempt's run is left out. The
     accepted runs keep their new weights and the rejected ones get their accepted weights
     back, all in one call at the end (replicas: one call, not one per run).
     """
@@ -259,7 +264,7 @@ def _conclude(
             try:
                 accepted = _decide_and_record(loop, attempts[k])
             except TrainingStopped as stop:
-                outcomes[k] = stop
+                outcomes[k] = _with_stuck_samples(stop, evaluations[k])
                 continue
             if accepted:
                 outcomes[k] = attempts[k].evaluation
@@ -272,7 +277,9 @@ def _conclude(
                 try:
                     loop.stall.see(loop.state.epoch, loop.state.schedule.log_frame)
                 except TrainingStopped as stop:
-                    outcomes[k] = stop  # after the weights of this round are settled
+                    # after the weights of this round are settled: the attempt's if accepted
+                    kept = attempts[k].evaluation if accepted else evaluations[k]
+                    outcomes[k] = _with_stuck_samples(stop, kept)
         with torch.no_grad():
             torch._foreach_copy_(targets, sources)
     finally:
@@ -333,9 +340,9 @@ def _drive(loops: list[_Loop], evaluations: list[Evaluation], executor: Executor
         if not going:
             return
         attempts = executor(going)
-        for k, outcome in _conclude(loops, going, attempts).items():
+        for k, outcome in _conclude(loops, going, attempts, evaluations).items():
             if isinstance(outcome, TrainingStopped):
-                _stopped(loops[k], _with_stuck_samples(outcome, evaluations[k]))
+                _stopped(loops[k], outcome)
                 going.remove(k)
             else:
                 evaluations[k] = outcome
